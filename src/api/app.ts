@@ -1,0 +1,179 @@
+// Builds the HTTP API: authentication, api-version checks, the ARM error
+// envelope, the OpenAPI document and every route family.
+import { randomUUID } from 'node:crypto';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { forbidden, LabforgeError, unauthorized } from '../errors.js';
+import type { Principal } from '../services/common.js';
+import type { Services } from '../services/index.js';
+import { checkApiVersion } from './arm/arm.js';
+import { computeRoutes } from './compute/gallery.routes.js';
+import { coreRoutes } from './core.routes.js';
+import { resourceRoutes } from './resources/resources.routes.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal: Principal;
+  }
+}
+
+export type App = FastifyInstance<
+  import('node:http').Server,
+  import('node:http').IncomingMessage,
+  import('node:http').ServerResponse,
+  import('fastify').FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+export interface AppOptions {
+  https?: { key: string | Buffer; cert: string | Buffer };
+  logger?: FastifyServerOptions['logger'];
+}
+
+function envelope(code: string, message: string, target?: string, details?: unknown[]) {
+  return { error: { code, message, ...(target ? { target } : {}), ...(details?.length ? { details } : {}) } };
+}
+
+export async function buildApp(services: Services, opts: AppOptions = {}): Promise<App> {
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    ...(opts.https ? { https: opts.https } : {}),
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    bodyLimit: 4 * 1024 * 1024,
+    exposeHeadRoutes: false,
+    genReqId: () => randomUUID(),
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
+  } as FastifyServerOptions).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'labforge API',
+        version: '0.1.0',
+        description: 'Azure-Resource-Manager-shaped API of labforge: galleries, image definitions, image versions, operations and tokens.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  // An empty JSON body (DELETE and action calls from some clients) means "no body", not an error.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = String(body);
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch (err) {
+      const e = new LabforgeError(
+        400,
+        'InvalidRequestContent',
+        `The request body is not valid JSON: ${(err as Error).message}. Check quotes, commas and brackets.`,
+      );
+      done(e as unknown as Error, undefined);
+    }
+  });
+
+  app.decorateRequest('principal', undefined as unknown as Principal);
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-ms-request-id', req.id);
+    const clientId = req.headers['x-ms-client-request-id'];
+    if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
+    const cfg = req.routeOptions.config;
+    if (cfg?.public) return;
+    const query = req.query as Record<string, unknown>;
+    if (query && ('access_token' in query || 'token' in query)) {
+      throw unauthorized(
+        'Tokens are never accepted in the URL (URLs end up in logs and browser history). Send it in the header: Authorization: Bearer <token>.',
+      );
+    }
+    const auth = req.headers.authorization;
+    if (!auth) {
+      reply.header('WWW-Authenticate', 'Bearer realm="labforge"');
+      throw new LabforgeError(
+        401,
+        'AuthenticationFailed',
+        'This request has no token. Send Authorization: Bearer <token>; an admin can create tokens with `labforge token create`.',
+      );
+    }
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    const principal = m ? await services.tokens.verify(m[1] as string) : undefined;
+    if (!principal) {
+      reply.header('WWW-Authenticate', 'Bearer realm="labforge", error="invalid_token"');
+      throw new LabforgeError(
+        401,
+        'InvalidAuthenticationToken',
+        'The token is not valid: it is malformed, unknown, expired or revoked. Ask an admin for a new one (`labforge token create`).',
+      );
+    }
+    req.principal = principal;
+  });
+
+  app.addHook('preHandler', async (req) => {
+    const cfg = req.routeOptions.config;
+    if (cfg?.roles && !cfg.roles.includes(req.principal.role)) {
+      throw forbidden(
+        `The client '${req.principal.subject}' with role '${req.principal.role}' does not have authorization to perform ${req.method} on this resource; it needs role ${cfg.roles.map((r) => `'${r}'`).join(' or ')}. Nothing was changed.`,
+      );
+    }
+    if (cfg?.apiFamily) checkApiVersion(cfg.apiFamily, (req.query as Record<string, unknown>)['api-version']);
+  });
+
+  app.setErrorHandler((err: FastifyError | LabforgeError, req, reply) => {
+    if (err instanceof LabforgeError) return reply.status(err.status).send({ error: err.toJSON() });
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      const details = fe.validation.map((v) => {
+        const path = `${v.instancePath || ''}`.replace(/^\//, '').replace(/\//g, '.');
+        const missing = (v.params as { missingProperty?: string })?.missingProperty;
+        const target = [fe.validationContext === 'body' ? '' : fe.validationContext, path, missing].filter(Boolean).join('.');
+        return { code: 'InvalidParameter', target, message: `${target || 'request'} ${v.message}` };
+      });
+      return reply
+        .status(400)
+        .send(envelope('InvalidRequestContent', `The request content is not valid: ${details.map((d) => d.message).join('; ')}.`, details[0]?.target, details));
+    }
+    if (fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (fe.statusCode === 400 && err instanceof SyntaxError)) {
+      return reply.status(400).send(envelope('InvalidRequestContent', `The request body is not valid JSON: ${fe.message}. Check quotes, commas and brackets.`));
+    }
+    if (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+      return reply
+        .status(400)
+        .send(envelope('InvalidRequestContent', 'The request has a JSON content type but an empty body. Send a JSON object, or drop the Content-Type header.'));
+    }
+    if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+      return reply
+        .status(415)
+        .send(envelope('UnsupportedMediaType', `The content type '${req.headers['content-type']}' is not supported. Send application/json.`));
+    }
+    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.status(413).send(envelope('RequestEntityTooLarge', 'The request body is larger than 4 MiB.'));
+    }
+    if (fe.statusCode && fe.statusCode < 500) return reply.status(fe.statusCode).send(envelope('BadRequest', fe.message));
+    req.log.error(err);
+    return reply
+      .status(500)
+      .send(envelope('InternalServerError', `The server hit an unexpected error. Retry; if it persists, report request id ${req.id} from the server log.`));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply
+      .status(404)
+      .send(
+        envelope(
+          'InvalidResourceType',
+          `labforge has no resource or action at ${req.method} ${req.url.split('?')[0]}. See GET /openapi.json for what this server implements, and docs/API.md for the differences from Azure.`,
+        ),
+      );
+  });
+
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  await app.register(resourceRoutes(services));
+  await app.register(computeRoutes(services));
+  await app.register(coreRoutes(services));
+  return app;
+}

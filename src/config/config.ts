@@ -1,0 +1,221 @@
+// Server configuration: embedded defaults, an optional YAML/JSON file checked
+// against a schema, and environment variables that override both.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import Type, { type Static } from 'typebox';
+import Value from 'typebox/value';
+import YAML from 'yaml';
+
+const RegionName = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' });
+
+const ImageStoreSchema = Type.Object(
+  {
+    driver: Type.String({ minLength: 1 }),
+    options: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+  },
+  { additionalProperties: false },
+);
+
+const RegionSchema = Type.Object(
+  {
+    name: RegionName,
+    displayName: Type.Optional(Type.String()),
+    imageStore: Type.Optional(ImageStoreSchema),
+  },
+  { additionalProperties: false },
+);
+
+const GeographySchema = Type.Object(
+  {
+    name: RegionName,
+    displayName: Type.Optional(Type.String()),
+    regions: Type.Array(RegionSchema, { minItems: 1 }),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigFileSchema = Type.Object(
+  {
+    dataDir: Type.Optional(Type.String({ minLength: 1 })),
+    listen: Type.Optional(Type.String({ pattern: '^(\\[[0-9a-fA-F:]+\\]|[^:\\s]+):[0-9]{1,5}$' })),
+    publicUrl: Type.Optional(Type.String({ pattern: '^https?://' })),
+    tls: Type.Optional(
+      Type.Object(
+        {
+          enabled: Type.Optional(Type.Boolean()),
+          certFile: Type.Optional(Type.String()),
+          keyFile: Type.Optional(Type.String()),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    database: Type.Optional(Type.Object({ url: Type.Optional(Type.String({ minLength: 1 })) }, { additionalProperties: false })),
+    geographies: Type.Optional(Type.Array(GeographySchema, { minItems: 1 })),
+    operations: Type.Optional(
+      Type.Object(
+        {
+          leaseSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600 })),
+          pollMilliseconds: Type.Optional(Type.Number({ minimum: 10, maximum: 60000 })),
+          concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 64 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    api: Type.Optional(Type.Object({ defaultPageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false })),
+  },
+  { additionalProperties: false },
+);
+export type ConfigFile = Static<typeof ConfigFileSchema>;
+
+export interface RegionConfig {
+  name: string;
+  displayName: string;
+  geography: string;
+  geographyDisplayName: string;
+  imageStore: { driver: string; options: Record<string, unknown> };
+}
+
+export interface Config {
+  dataDir: string;
+  listen: { host: string; port: number };
+  publicUrl?: string;
+  tls: { enabled: boolean; certFile?: string; keyFile?: string };
+  database: { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
+  regions: RegionConfig[];
+  operations: { leaseSeconds: number; pollMilliseconds: number; concurrency: number };
+  api: { defaultPageSize: number };
+  adminToken?: string;
+  /** Where the settings came from, for `labforge doctor` and the start banner. */
+  source: string;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_DATA_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share'), 'labforge');
+}
+
+function parseListen(value: string, from: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):([0-9]{1,5})$/.exec(value);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new ConfigError(`${from}: listen address "${value}" is not of the form address:port (for example 127.0.0.1:8443 or [::1]:8443).`);
+  }
+  return { host: (m[1] as string).replace(/^\[|\]$/g, ''), port };
+}
+
+function describeErrors(file: string, doc: unknown): string {
+  const lines = [...Value.Errors(ConfigFileSchema, doc)].slice(0, 10).map((e) => {
+    const where = e.instancePath || '/';
+    return `  at ${where}: ${e.message}`;
+  });
+  return `configuration file ${file} is not valid:\n${lines.join('\n')}\nSee docs/OPERATIONS.md for every setting and its default.`;
+}
+
+export function parseConfigText(text: string, file: string): ConfigFile {
+  let doc: unknown;
+  try {
+    doc = file.endsWith('.json') ? JSON.parse(text) : YAML.parse(text, { prettyErrors: true });
+  } catch (err) {
+    throw new ConfigError(`configuration file ${file} cannot be read as ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!Value.Check(ConfigFileSchema, doc)) throw new ConfigError(describeErrors(file, doc));
+  return doc as ConfigFile;
+}
+
+function defaultGeographies(dataDir: string): NonNullable<ConfigFile['geographies']> {
+  return [
+    {
+      name: 'local',
+      displayName: 'Local',
+      regions: ['site-a', 'site-b'].map((name) => ({
+        name,
+        displayName: name === 'site-a' ? 'Site A' : 'Site B',
+        imageStore: { driver: 'local', options: { path: join(dataDir, 'regions', name) } },
+      })),
+    },
+  ];
+}
+
+/**
+ * Builds the effective configuration. Order of precedence: environment
+ * variables, then the config file (`--config`, `LABFORGE_CONFIG`, or
+ * `<dataDir>/labforge.yaml` when present), then embedded defaults.
+ */
+export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+  const env = opts.env ?? process.env;
+  const explicit = opts.file ?? env.LABFORGE_CONFIG;
+  let file: ConfigFile = {};
+  let source = 'embedded defaults';
+  const envDataDir = env.LABFORGE_DATA_DIR;
+  const candidate = explicit ?? join(envDataDir ? resolve(envDataDir) : defaultDataDir(env), 'labforge.yaml');
+  if (explicit && !existsSync(explicit)) {
+    throw new ConfigError(`configuration file ${explicit} does not exist. Create it or drop --config / LABFORGE_CONFIG to use the embedded defaults.`);
+  }
+  if (existsSync(candidate)) {
+    file = parseConfigText(readFileSync(candidate, 'utf8'), candidate);
+    source = `file ${resolve(candidate)}`;
+  }
+  const dataDir = resolve(envDataDir ?? file.dataDir ?? defaultDataDir(env));
+  const listenText = env.LABFORGE_LISTEN ?? file.listen ?? '127.0.0.1:8443';
+  const listen = parseListen(listenText, env.LABFORGE_LISTEN ? 'LABFORGE_LISTEN' : 'listen');
+
+  const dbUrl = env.LABFORGE_DATABASE_URL ?? file.database?.url;
+  let database: Config['database'];
+  if (!dbUrl) database = { kind: 'sqlite', file: join(dataDir, 'labforge.db') };
+  else if (/^postgres(ql)?:\/\//.test(dbUrl)) database = { kind: 'postgres', url: dbUrl };
+  else if (dbUrl.startsWith('sqlite:')) database = { kind: 'sqlite', file: resolve(dataDir, dbUrl.slice('sqlite:'.length)) };
+  else {
+    throw new ConfigError(
+      `database URL "${dbUrl.replace(/\/\/[^@]*@/, '//***@')}" is not supported: use postgres://user:password@host:port/database for PostgreSQL, or sqlite:FILE (default: the SQLite file in the data directory).`,
+    );
+  }
+
+  const tlsEnv = env.LABFORGE_TLS;
+  const tlsEnabled = tlsEnv !== undefined ? !/^(0|false|off|no)$/i.test(tlsEnv) : (file.tls?.enabled ?? true);
+  const tls = { enabled: tlsEnabled, certFile: file.tls?.certFile, keyFile: file.tls?.keyFile };
+  if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) {
+    throw new ConfigError('tls: give both certFile and keyFile, or neither to let labforge create its own certificate authority.');
+  }
+
+  const regions: RegionConfig[] = [];
+  for (const geo of file.geographies ?? defaultGeographies(dataDir)) {
+    for (const r of geo.regions) {
+      if (regions.some((x) => x.name === r.name)) throw new ConfigError(`region "${r.name}" is configured twice; region names must be unique.`);
+      const options = { ...(r.imageStore?.options ?? {}) };
+      if ((r.imageStore?.driver ?? 'local') === 'local' && typeof options.path !== 'string') {
+        options.path = join(dataDir, 'regions', r.name);
+      }
+      if (typeof options.path === 'string') options.path = resolve(dataDir, options.path);
+      regions.push({
+        name: r.name,
+        displayName: r.displayName ?? r.name,
+        geography: geo.name,
+        geographyDisplayName: geo.displayName ?? geo.name,
+        imageStore: { driver: r.imageStore?.driver ?? 'local', options },
+      });
+    }
+  }
+
+  return {
+    dataDir,
+    listen,
+    publicUrl: env.LABFORGE_PUBLIC_URL ?? file.publicUrl,
+    tls,
+    database,
+    regions,
+    operations: {
+      leaseSeconds: Number(env.LABFORGE_LEASE_SECONDS ?? file.operations?.leaseSeconds ?? 30),
+      pollMilliseconds: file.operations?.pollMilliseconds ?? 500,
+      concurrency: file.operations?.concurrency ?? 4,
+    },
+    api: { defaultPageSize: file.api?.defaultPageSize ?? 100 },
+    adminToken: env.LABFORGE_ADMIN_TOKEN,
+    source,
+  };
+}

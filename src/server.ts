@@ -1,0 +1,82 @@
+// Starts labforge: config → metadata store → operation workers → HTTPS API.
+import { mkdirSync } from 'node:fs';
+import { type App, buildApp } from './api/app.js';
+import type { Config } from './config/config.js';
+import { openStore, type Store } from './db/database.js';
+import { OperationWorker } from './operations/worker.js';
+import { SYSTEM } from './services/common.js';
+import { createServices, type Services } from './services/index.js';
+import { TokenService } from './services/token.service.js';
+import { ensureTls } from './tls/certs.js';
+
+export interface RunningServer {
+  app: App;
+  services: Services;
+  worker: OperationWorker;
+  url: string;
+  caFile?: string;
+  /** Set on the first start of a new store: the admin token, shown once. */
+  firstAdminToken?: string;
+  close(): Promise<void>;
+}
+
+/** Fault injection for crash tests, e.g. LABFORGE_FAULT_INJECTION=step-delay-ms=1500. */
+function faultInjection(env: NodeJS.ProcessEnv): { stepDelayMs?: number } {
+  const m = /step-delay-ms=(\d+)/.exec(env.LABFORGE_FAULT_INJECTION ?? '');
+  return m ? { stepDelayMs: Number(m[1]) } : {};
+}
+
+/** Creates the default subscription and, on a new store, the first admin token. */
+export async function bootstrap(services: Services, presetAdminToken?: string): Promise<string | undefined> {
+  await services.groups.ensureDefaultSubscription();
+  if ((await services.tokens.count()) > 0) return undefined;
+  const { token } = await services.tokens.create(SYSTEM, { name: 'initial-admin', subject: 'admin', role: 'admin' }, presetAdminToken);
+  return token;
+}
+
+export function createWorker(services: Services, env: NodeJS.ProcessEnv = process.env): OperationWorker {
+  const worker = new OperationWorker(services.store.db, services.operations, { ...services.config.operations, ...faultInjection(env) });
+  for (const h of services.versions.handlers()) worker.register(h);
+  return worker;
+}
+
+export async function startServer(config: Config, opts: { logger?: boolean } = {}): Promise<RunningServer> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  let store: Store | undefined;
+  try {
+    store = await openStore(config.database);
+    const services = createServices(config, store);
+    if (config.adminToken !== undefined && !TokenService.isWellFormed(config.adminToken)) {
+      throw new Error(
+        'LABFORGE_ADMIN_TOKEN is not a labforge token (lfg_<12 letters or digits>_<43 base64url characters>). Generate one with `labforge token generate`.',
+      );
+    }
+    const firstAdminToken = await bootstrap(services, config.adminToken);
+    const tls = config.tls.enabled ? ensureTls(config.dataDir, config.tls, config.listen.host) : undefined;
+    const app = await buildApp(services, { https: tls, logger: opts.logger ? { level: 'info' } : false });
+    await app.listen({ host: config.listen.host, port: config.listen.port });
+    const addr = app.server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.listen.port;
+    const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host === '0.0.0.0' ? '127.0.0.1' : config.listen.host;
+    const url = config.publicUrl ?? `${tls ? 'https' : 'http'}://${host}:${port}`;
+    const worker = createWorker(services);
+    worker.start();
+    const s = store;
+    return {
+      app,
+      services,
+      worker,
+      url,
+      caFile: tls?.caFile,
+      firstAdminToken,
+      close: async () => {
+        await worker.stop();
+        await app.close();
+        await s.close();
+      },
+    };
+  } catch (err) {
+    await store?.close();
+    throw err;
+  }
+}

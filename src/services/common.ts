@@ -1,0 +1,153 @@
+// Shared pieces of the service layer: principals, resource metadata,
+// optimistic concurrency, names and regions.
+import { randomUUID } from 'node:crypto';
+import type { Config, RegionConfig } from '../config/config.js';
+import { invalidParameter, preconditionFailed } from '../errors.js';
+
+export type Role = 'admin' | 'creator' | 'user';
+export const ROLES: readonly Role[] = ['admin', 'creator', 'user'];
+
+/** Who is calling: the token's subject and role. */
+export interface Principal {
+  tokenId: string;
+  subject: string;
+  role: Role;
+}
+
+/** The built-in principal used for work the server does by itself. */
+export const SYSTEM: Principal = { tokenId: 'system', subject: 'labforge', role: 'admin' };
+
+/** Metadata every resource carries, in plain names. */
+export interface ResourceMeta {
+  key: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+  etag: string;
+  provisioningState: string;
+  createdAt: string;
+  createdBy: string;
+  createdByType: string;
+  modifiedAt: string;
+  modifiedBy: string;
+  modifiedByType: string;
+}
+
+export interface Preconditions {
+  ifMatch?: string;
+  ifNoneMatch?: string;
+}
+
+export const nowIso = () => new Date().toISOString();
+export const newEtag = () => `"${randomUUID()}"`;
+export const keyOf = (name: string) => name.toLowerCase();
+const principalType = (p: Principal) => (p.tokenId === 'system' ? 'Application' : 'User');
+
+export function creationStamp(p: Principal) {
+  const at = nowIso();
+  const type = principalType(p);
+  return {
+    etag: newEtag(),
+    created_at: at,
+    created_by: p.subject,
+    created_by_type: type,
+    modified_at: at,
+    modified_by: p.subject,
+    modified_by_type: type,
+  };
+}
+
+export function modificationStamp(p: Principal) {
+  return { etag: newEtag(), modified_at: nowIso(), modified_by: p.subject, modified_by_type: principalType(p) };
+}
+
+/** Checks If-Match / If-None-Match against the current ETag (undefined when the resource does not exist). */
+export function checkPreconditions(what: string, current: string | undefined, pre: Preconditions | undefined): void {
+  if (!pre) return;
+  if (pre.ifMatch !== undefined) {
+    const wanted = pre.ifMatch.split(',').map((s) => s.trim());
+    if (current === undefined) {
+      throw preconditionFailed(`${what} does not exist, but the request's If-Match header requires it to. Create it without If-Match, or check the name.`);
+    }
+    if (!wanted.includes('*') && !wanted.includes(current)) {
+      throw preconditionFailed(
+        `${what} was changed by someone else since you read it (its ETag is now ${current}, your If-Match was ${pre.ifMatch}). Read it again, re-apply your change and retry.`,
+      );
+    }
+  }
+  if (pre.ifNoneMatch !== undefined && current !== undefined) {
+    const wanted = pre.ifNoneMatch.split(',').map((s) => s.trim());
+    if (wanted.includes('*') || wanted.includes(current)) {
+      throw preconditionFailed(
+        `${what} already exists and the request's If-None-Match header forbids replacing it. Choose another name or drop If-None-Match.`,
+      );
+    }
+  }
+}
+
+const NAME_RULES: Record<string, { re: RegExp; rule: string }> = {
+  resourceGroup: { re: /^[-\w._()]{0,89}[-\w_()]$/u, rule: '1-90 letters, digits, underscores, hyphens, periods or parentheses, not ending in a period' },
+  gallery: {
+    re: /^[A-Za-z0-9][A-Za-z0-9._]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$/,
+    rule: '1-80 letters, digits, periods or underscores, starting and ending with a letter or digit (no hyphens)',
+  },
+  image: {
+    re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$/,
+    rule: '1-80 letters, digits, periods, hyphens or underscores, starting and ending with a letter or digit',
+  },
+};
+
+export function checkName(kind: keyof typeof NAME_RULES, name: string): void {
+  const r = NAME_RULES[kind];
+  if (r && !r.re.test(name)) {
+    throw invalidParameter(`The ${kind === 'resourceGroup' ? 'resource group' : kind} name '${name}' is not valid: use ${r.rule}.`, 'name');
+  }
+}
+
+export function checkTags(tags: unknown): Record<string, string> {
+  if (tags === undefined || tags === null) return {};
+  if (typeof tags !== 'object' || Array.isArray(tags)) throw invalidParameter('tags must be an object of name/value strings.', 'tags');
+  const entries = Object.entries(tags as Record<string, unknown>);
+  if (entries.length > 50) throw invalidParameter(`A resource can have at most 50 tags; this request has ${entries.length}.`, 'tags');
+  for (const [k, v] of entries) {
+    if (k.length === 0 || k.length > 512) throw invalidParameter(`Tag name '${k.slice(0, 40)}' must be 1-512 characters.`, 'tags');
+    if (typeof v !== 'string' || v.length > 256) throw invalidParameter(`The value of tag '${k}' must be a string of at most 256 characters.`, `tags.${k}`);
+  }
+  return tags as Record<string, string>;
+}
+
+/** The configured regions and geographies; names match Azure-style (case and spaces ignored). */
+export class RegionCatalog {
+  constructor(readonly regions: RegionConfig[]) {}
+
+  static fromConfig(config: Config): RegionCatalog {
+    return new RegionCatalog(config.regions);
+  }
+
+  find(name: string): RegionConfig | undefined {
+    const norm = name.toLowerCase().replace(/\s+/g, '');
+    return this.regions.find((r) => r.name === norm || r.displayName.toLowerCase().replace(/\s+/g, '') === norm);
+  }
+
+  /** Returns the canonical region name or throws a 400 naming the regions that exist. */
+  require(name: string | undefined, target = 'location'): RegionConfig {
+    if (!name) throw invalidParameter(`The request has no ${target}. Use one of the configured regions: ${this.list()}.`, target);
+    const r = this.find(name);
+    if (!r) {
+      throw invalidParameter(`'${name}' is not a region of this labforge installation. Use one of: ${this.list()}.`, target);
+    }
+    return r;
+  }
+
+  inGeography(geography: string): RegionConfig[] {
+    return this.regions.filter((r) => r.geography === geography);
+  }
+
+  list(): string {
+    return this.regions.map((r) => r.name).join(', ');
+  }
+}
+
+export const parseJson = <T>(text: string | null | undefined, fallback: T): T => (text ? (JSON.parse(text) as T) : fallback);

@@ -1,0 +1,610 @@
+// Image versions: immutable content of an image definition, its target
+// regions and replication state, and the "latest" rule. Creating a version or
+// changing its target regions runs as a durable operation (see the handlers
+// at the end of this file).
+import { randomUUID } from 'node:crypto';
+import type { Kysely, Transaction } from 'kysely';
+import type { Database, GalleryImageVersionTable } from '../db/schema.js';
+import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
+import type { Operation, OperationStore } from '../operations/operation.store.js';
+import type { OperationHandler } from '../operations/worker.js';
+import {
+  checkPreconditions,
+  checkTags,
+  creationStamp,
+  keyOf,
+  modificationStamp,
+  type Preconditions,
+  type Principal,
+  type RegionCatalog,
+  type ResourceMeta,
+} from './common.js';
+import { type GalleryService, galleryArmId } from './gallery.service.js';
+
+export type ReplicationState = 'Unknown' | 'Replicating' | 'Completed' | 'Failed';
+export type StorageAccountType = 'Standard_LRS' | 'Standard_ZRS' | 'Premium_LRS';
+
+export interface TargetRegion {
+  name: string;
+  regionalReplicaCount: number;
+  storageAccountType: StorageAccountType;
+}
+
+export interface RegionReplication {
+  state: ReplicationState;
+  progress: number;
+  details?: string;
+}
+
+/** Where a disk's content comes from. `empty` is a blank disk of the given size. */
+export type DiskSource = { kind: 'empty'; uri: string } | { kind: 'version'; id: string };
+
+export interface DiskImage {
+  sizeGB: number;
+  hostCaching: 'None' | 'ReadOnly' | 'ReadWrite';
+  source: DiskSource;
+  lun?: number;
+}
+
+export interface VersionStorage {
+  /** Set when the version was made from another gallery image version. */
+  sourceId?: string;
+  osDisk: DiskImage;
+  dataDisks: DiskImage[];
+}
+
+export interface ImageVersion extends ResourceMeta {
+  galleryName: string;
+  imageName: string;
+  imageKey: string;
+  excludeFromLatest: boolean;
+  endOfLifeDate: string | null;
+  replicaCount: number;
+  targetRegions: TargetRegion[];
+  storage: VersionStorage;
+  replication: Record<string, RegionReplication>;
+  publishedDate: string;
+}
+
+export interface ImageVersionInput {
+  location?: string;
+  tags?: unknown;
+  publishingProfile?: {
+    targetRegions?: Array<{ name?: string; regionalReplicaCount?: number; storageAccountType?: string }>;
+    replicaCount?: number;
+    excludeFromLatest?: boolean;
+    endOfLifeDate?: string | null;
+    storageAccountType?: string;
+  };
+  storageProfile?: {
+    source?: { id?: string; virtualMachineId?: string; uri?: string };
+    osDiskImage?: { hostCaching?: string; source?: { id?: string; uri?: string; storageAccountId?: string } };
+    dataDiskImages?: Array<{ lun?: number; hostCaching?: string; source?: { id?: string; uri?: string; storageAccountId?: string } }>;
+  };
+}
+
+type Db = Kysely<Database> | Transaction<Database>;
+
+export const VERSION_CREATE = 'gallery.version.create';
+export const VERSION_REPLICATE = 'gallery.version.replicate';
+const MAX_INT32 = 2147483647;
+const STORAGE_TYPES: readonly StorageAccountType[] = ['Standard_LRS', 'Standard_ZRS', 'Premium_LRS'];
+const EMPTY_DISK = /^labforge:empty-disk\?sizeGB=([0-9]{1,5})$/;
+
+export const versionArmId = (v: { subscriptionId: string; resourceGroup: string; galleryName: string; imageName: string; name: string }) =>
+  `${galleryArmId({ subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.galleryName })}/images/${v.imageName}/versions/${v.name}`;
+
+const toVersion = (r: GalleryImageVersionTable, galleryName: string, imageName: string): ImageVersion => ({
+  key: r.id,
+  subscriptionId: r.subscription_id,
+  resourceGroup: r.resource_group,
+  name: r.name,
+  location: r.location,
+  tags: JSON.parse(r.tags),
+  etag: r.etag,
+  provisioningState: r.provisioning_state,
+  createdAt: r.created_at,
+  createdBy: r.created_by,
+  createdByType: r.created_by_type,
+  modifiedAt: r.modified_at,
+  modifiedBy: r.modified_by,
+  modifiedByType: r.modified_by_type,
+  galleryName,
+  imageName,
+  imageKey: r.image_id,
+  excludeFromLatest: r.exclude_from_latest === 1,
+  endOfLifeDate: r.end_of_life_date,
+  replicaCount: r.replica_count,
+  targetRegions: JSON.parse(r.target_regions),
+  storage: JSON.parse(r.storage_profile),
+  replication: JSON.parse(r.replication),
+  publishedDate: r.published_date,
+});
+
+/** Parses `MAJOR.MINOR.PATCH` (each a 32-bit integer) or explains the rule. */
+export function parseVersionName(name: string): [number, number, number] {
+  const m = /^(\d{1,10})\.(\d{1,10})\.(\d{1,10})$/.exec(name);
+  const parts = m ? [Number(m[1]), Number(m[2]), Number(m[3])] : [];
+  if (!m || parts.some((n) => n > MAX_INT32)) {
+    throw invalidParameter(
+      `'${name}' is not a valid image version name. Use three whole numbers separated by periods, MAJOR.MINOR.PATCH, each from 0 to ${MAX_INT32} (for example 1.0.0).`,
+      'galleryImageVersionName',
+    );
+  }
+  return parts as [number, number, number];
+}
+
+function pickStorageType(v: string | undefined, field: string, fallback: StorageAccountType): StorageAccountType {
+  if (v === undefined || v === null) return fallback;
+  const hit = STORAGE_TYPES.find((t) => t.toLowerCase() === v.toLowerCase());
+  if (!hit) throw invalidParameter(`'${v}' is not a valid storage account type for '${field}'. Allowed values: ${STORAGE_TYPES.join(', ')}.`, field);
+  return hit;
+}
+
+const regionsEqual = (a: TargetRegion[], b: TargetRegion[]) =>
+  JSON.stringify([...a].sort((x, y) => x.name.localeCompare(y.name))) === JSON.stringify([...b].sort((x, y) => x.name.localeCompare(y.name)));
+
+export class ImageVersionService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly galleries: GalleryService,
+    private readonly regions: RegionCatalog,
+    private readonly operations: OperationStore,
+  ) {}
+
+  private async versionRow(db: Db, imageId: string, name: string) {
+    return db.selectFrom('gallery_image_versions').selectAll().where('image_id', '=', imageId).where('name_key', '=', keyOf(name)).executeTakeFirst();
+  }
+
+  private notFoundError(rg: string, gallery: string, image: string, name: string) {
+    return notFound(
+      'ResourceNotFound',
+      `The Resource 'Microsoft.Compute/galleries/${gallery}/images/${image}/versions/${name}' under resource group '${rg}' was not found.`,
+    );
+  }
+
+  /** Returns a version by name; `latest` resolves to the highest version not excluded from latest. */
+  async get(sub: string, rg: string, gallery: string, image: string, name: string): Promise<ImageVersion> {
+    const { gallery: g, image: img } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
+    if (name.toLowerCase() === 'latest') {
+      const latest = await this.latest(this.db, img.id);
+      if (!latest) {
+        throw notFound(
+          'ResourceNotFound',
+          `Image definition '${img.name}' has no version that can be used as latest: it has no versions, or every version is excluded from latest or not yet provisioned.`,
+        );
+      }
+      return toVersion(latest, g.name, img.name);
+    }
+    const row = await this.versionRow(this.db, img.id, name);
+    if (!row) throw this.notFoundError(rg, g.name, img.name, name);
+    return toVersion(row, g.name, img.name);
+  }
+
+  /** The highest version (by number, not creation time) that is provisioned and not excluded from latest. */
+  async latest(db: Db, imageKey: string): Promise<GalleryImageVersionTable | undefined> {
+    return db
+      .selectFrom('gallery_image_versions')
+      .selectAll()
+      .where('image_id', '=', imageKey)
+      .where('exclude_from_latest', '=', 0)
+      .where('provisioning_state', '=', 'Succeeded')
+      .orderBy('major', 'desc')
+      .orderBy('minor', 'desc')
+      .orderBy('patch', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  async list(sub: string, rg: string, gallery: string, image: string, after: string | undefined, limit: number): Promise<ImageVersion[]> {
+    const { gallery: g, image: img } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
+    let q = this.db.selectFrom('gallery_image_versions').selectAll().where('image_id', '=', img.id);
+    if (after) {
+      const [a, b, c] = after.split('.').map(Number) as [number, number, number];
+      q = q.where((eb) =>
+        eb.or([
+          eb('major', '>', a),
+          eb.and([eb('major', '=', a), eb('minor', '>', b)]),
+          eb.and([eb('major', '=', a), eb('minor', '=', b), eb('patch', '>', c)]),
+        ]),
+      );
+    }
+    const rows = await q.orderBy('major').orderBy('minor').orderBy('patch').limit(limit).execute();
+    return rows.map((r) => toVersion(r, g.name, img.name));
+  }
+
+  private checkTargetRegions(
+    input: ImageVersionInput,
+    galleryName: string,
+    location: string,
+    current?: ImageVersion,
+  ): { targets: TargetRegion[]; replicaCount: number } {
+    const pp = input.publishingProfile ?? {};
+    const replicaCount = pp.replicaCount ?? current?.replicaCount ?? 1;
+    if (!Number.isInteger(replicaCount) || replicaCount < 1 || replicaCount > 100) {
+      throw invalidParameter(
+        `publishingProfile.replicaCount must be a whole number from 1 to 100; got ${replicaCount}.`,
+        'properties.publishingProfile.replicaCount',
+      );
+    }
+    const defaultType = pickStorageType(pp.storageAccountType, 'properties.publishingProfile.storageAccountType', 'Standard_LRS');
+    const home = this.regions.require(location);
+    if (!pp.targetRegions) {
+      if (current) return { targets: current.targetRegions, replicaCount };
+      return { targets: [{ name: home.name, regionalReplicaCount: replicaCount, storageAccountType: defaultType }], replicaCount };
+    }
+    if (!Array.isArray(pp.targetRegions) || pp.targetRegions.length === 0) {
+      throw invalidParameter(
+        `publishingProfile.targetRegions must list at least the version's own region '${home.name}'.`,
+        'properties.publishingProfile.targetRegions',
+      );
+    }
+    const targets: TargetRegion[] = [];
+    pp.targetRegions.forEach((t, i) => {
+      const field = `properties.publishingProfile.targetRegions[${i}]`;
+      const region = this.regions.require(t.name, `${field}.name`);
+      if (region.geography !== home.geography) {
+        const same = this.regions
+          .inGeography(home.geography)
+          .map((r) => r.name)
+          .join(', ');
+        throw invalidParameter(
+          `Target region '${region.name}' is in geography '${region.geography}', but gallery '${galleryName}' is in '${home.geography}'. Versions replicate only within their gallery's geography: use ${same}.`,
+          `${field}.name`,
+        );
+      }
+      if (targets.some((x) => x.name === region.name)) throw invalidParameter(`Target region '${region.name}' is listed twice.`, `${field}.name`);
+      const count = t.regionalReplicaCount ?? replicaCount;
+      if (!Number.isInteger(count) || count < 1 || count > 100) {
+        throw invalidParameter(
+          `regionalReplicaCount for '${region.name}' must be a whole number from 1 to 100; got ${count}.`,
+          `${field}.regionalReplicaCount`,
+        );
+      }
+      targets.push({
+        name: region.name,
+        regionalReplicaCount: count,
+        storageAccountType: pickStorageType(t.storageAccountType, `${field}.storageAccountType`, defaultType),
+      });
+    });
+    if (!targets.some((t) => t.name === home.name)) {
+      throw invalidParameter(
+        `publishingProfile.targetRegions must include the version's own region '${home.name}' (where its gallery is). Add {"name": "${home.name}"} to the list.`,
+        'properties.publishingProfile.targetRegions',
+      );
+    }
+    return { targets, replicaCount };
+  }
+
+  private async checkStorage(input: ImageVersionInput): Promise<VersionStorage> {
+    const sp = input.storageProfile;
+    const unsupported = (what: string, field: string) =>
+      invalidParameter(
+        `${what} is not supported by this labforge server yet. Create the version from another gallery image version (storageProfile.source.id) or as an empty disk (storageProfile.osDiskImage.source.uri = "labforge:empty-disk?sizeGB=N").`,
+        field,
+      );
+    if (!sp || (!sp.source && !sp.osDiskImage)) {
+      throw invalidParameter(
+        "properties.storageProfile is required: say where the version's disks come from, with storageProfile.source.id (another gallery image version) or storageProfile.osDiskImage.source.uri.",
+        'properties.storageProfile',
+      );
+    }
+    if (sp.source?.virtualMachineId)
+      throw unsupported('Capturing a virtual machine (storageProfile.source.virtualMachineId)', 'properties.storageProfile.source.virtualMachineId');
+    if (sp.source?.uri) throw unsupported(`Importing a disk from '${sp.source.uri}'`, 'properties.storageProfile.source.uri');
+    if (sp.source?.id) {
+      if (sp.osDiskImage || sp.dataDiskImages?.length) {
+        throw invalidParameter('Give either storageProfile.source.id or osDiskImage/dataDiskImages sources, not both.', 'properties.storageProfile');
+      }
+      const m =
+        /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)\/images\/([^/]+)\/versions\/([^/]+)$/i.exec(
+          sp.source.id,
+        );
+      if (!m) throw unsupported(`Using '${sp.source.id}' as a source`, 'properties.storageProfile.source.id');
+      const [, s, rg, g, i, v] = m as unknown as [string, string, string, string, string, string];
+      let src: ImageVersion;
+      try {
+        src = await this.get(s, rg, g, i, v);
+      } catch (err) {
+        if (err instanceof LabforgeError && err.status === 404) {
+          throw invalidParameter(`The source image version '${sp.source.id}' does not exist: ${err.message}`, 'properties.storageProfile.source.id');
+        }
+        throw err;
+      }
+      if (src.provisioningState !== 'Succeeded') {
+        throw conflict(
+          `The source image version '${src.name}' is ${src.provisioningState}, not Succeeded; wait for it to finish, then retry.`,
+          'properties.storageProfile.source.id',
+        );
+      }
+      return { sourceId: versionArmId(src), osDisk: src.storage.osDisk, dataDisks: src.storage.dataDisks };
+    }
+    const disk = (d: { hostCaching?: string; source?: { id?: string; uri?: string } } | undefined, field: string, lun?: number): DiskImage => {
+      const uri = d?.source?.uri;
+      if (!uri) {
+        if (d?.source?.id) throw unsupported(`A managed disk or snapshot source ('${d.source.id}')`, `${field}.source.id`);
+        throw invalidParameter(`${field}.source.uri is required.`, `${field}.source.uri`);
+      }
+      const m = EMPTY_DISK.exec(uri);
+      if (!m) throw unsupported(`Importing a disk from '${uri}'`, `${field}.source.uri`);
+      const sizeGB = Number(m[1]);
+      if (sizeGB < 1 || sizeGB > 32767) throw invalidParameter(`An empty disk must be 1 to 32767 GB; got ${sizeGB}.`, `${field}.source.uri`);
+      const caching = (['None', 'ReadOnly', 'ReadWrite'] as const).find((c) => c.toLowerCase() === (d?.hostCaching ?? 'ReadWrite').toLowerCase());
+      if (!caching)
+        throw invalidParameter(`'${d?.hostCaching}' is not a valid hostCaching. Allowed values: None, ReadOnly, ReadWrite.`, `${field}.hostCaching`);
+      return { sizeGB, hostCaching: caching, source: { kind: 'empty', uri }, ...(lun !== undefined ? { lun } : {}) };
+    };
+    if (!sp.osDiskImage)
+      throw invalidParameter('storageProfile.osDiskImage is required: every image version has an OS disk.', 'properties.storageProfile.osDiskImage');
+    const luns = new Set<number>();
+    const dataDisks = (sp.dataDiskImages ?? []).map((d, i) => {
+      const field = `properties.storageProfile.dataDiskImages[${i}]`;
+      if (!Number.isInteger(d.lun) || (d.lun as number) < 0 || (d.lun as number) > 63)
+        throw invalidParameter(`${field}.lun must be a whole number from 0 to 63.`, `${field}.lun`);
+      if (luns.has(d.lun as number)) throw invalidParameter(`LUN ${d.lun} is used by two data disks; each data disk needs its own LUN.`, `${field}.lun`);
+      luns.add(d.lun as number);
+      return disk(d, field, d.lun);
+    });
+    return { osDisk: disk(sp.osDiskImage, 'properties.storageProfile.osDiskImage'), dataDisks };
+  }
+
+  /** Creates a version (an operation) or updates its publishing profile (an operation when regions change). */
+  async createOrUpdate(
+    p: Principal,
+    sub: string,
+    rg: string,
+    gallery: string,
+    image: string,
+    name: string,
+    input: ImageVersionInput,
+    mode: 'put' | 'patch',
+    pre?: Preconditions,
+  ): Promise<{ version: ImageVersion; created: boolean; operation?: Operation }> {
+    if (name.toLowerCase() === 'latest') {
+      throw invalidParameter(
+        "'latest' is a reserved name that always points to the newest version; give the new version a number such as 1.0.0.",
+        'galleryImageVersionName',
+      );
+    }
+    const [major, minor, patch] = parseVersionName(name);
+    const tags = input.tags === undefined ? undefined : checkTags(input.tags);
+    const pp = input.publishingProfile ?? {};
+    if (pp.endOfLifeDate && Number.isNaN(Date.parse(pp.endOfLifeDate))) {
+      throw invalidParameter(
+        `'${pp.endOfLifeDate}' is not a date for 'publishingProfile.endOfLifeDate'. Use ISO 8601, for example 2027-06-30T00:00:00Z.`,
+        'properties.publishingProfile.endOfLifeDate',
+      );
+    }
+    const { image: img0 } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
+    // Resolve the content source before the write transaction: it may read other versions.
+    const exists = await this.versionRow(this.db, img0.id, name);
+    const storage = exists || mode === 'patch' ? undefined : await this.checkStorage(input);
+
+    const result = await this.db.transaction().execute(async (tx) => {
+      const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
+      const row = await this.versionRow(tx, img.id, name);
+      checkPreconditions(`Image version '${name}'`, row?.etag, pre);
+      if (row) {
+        const current = toVersion(row, g.name, img.name);
+        if (input.location && this.regions.require(input.location).name !== row.location) {
+          throw new LabforgeError(
+            409,
+            'PropertyChangeNotAllowed',
+            `Changing property 'location' is not allowed: version ${name} is in '${row.location}'.`,
+            'location',
+          );
+        }
+        if (input.storageProfile && (input.storageProfile.source?.id ?? null) !== (current.storage.sourceId ?? null)) {
+          throw new LabforgeError(
+            409,
+            'PropertyChangeNotAllowed',
+            `Changing property 'storageProfile' is not allowed: an image version's content is immutable. Create a new version (for example ${major}.${minor}.${patch + 1}) instead.`,
+            'properties.storageProfile',
+          );
+        }
+        const active = await this.operations.activeFor(tx, versionArmId(current));
+        if (active) {
+          throw conflict(
+            `Image version '${name}' is busy with operation ${active.id} (${active.kind}, ${active.percentComplete}% done). Wait for it to finish or cancel it, then retry.`,
+          );
+        }
+        const { targets, replicaCount } = this.checkTargetRegions(input, g.name, row.location, current);
+        const upd: Partial<GalleryImageVersionTable> = { ...modificationStamp(p), replica_count: replicaCount, target_regions: JSON.stringify(targets) };
+        if (tags !== undefined || mode === 'put') upd.tags = JSON.stringify(tags ?? {});
+        if (pp.excludeFromLatest !== undefined || mode === 'put') upd.exclude_from_latest = pp.excludeFromLatest ? 1 : 0;
+        if (pp.endOfLifeDate !== undefined || mode === 'put') upd.end_of_life_date = pp.endOfLifeDate ? new Date(pp.endOfLifeDate).toISOString() : null;
+        let operation: Operation | undefined;
+        if (!regionsEqual(targets, current.targetRegions)) {
+          const replication = { ...current.replication };
+          for (const t of targets) if (replication[t.name]?.state !== 'Completed') replication[t.name] = { state: 'Replicating', progress: 0 };
+          upd.replication = JSON.stringify(replication);
+          upd.provisioning_state = 'Updating';
+          operation = await this.operations.enqueue(tx, {
+            kind: VERSION_REPLICATE,
+            subscriptionId: row.subscription_id,
+            location: row.location,
+            targetId: versionArmId(current),
+            input: { versionKey: row.id },
+            createdBy: p.subject,
+          });
+        }
+        await tx.updateTable('gallery_image_versions').set(upd).where('id', '=', row.id).execute();
+        return { version: toVersion({ ...row, ...upd }, g.name, img.name), created: false, operation };
+      }
+      if (mode === 'patch') throw this.notFoundError(rg, g.name, img.name, name);
+      if (input.location && this.regions.require(input.location).name !== g.location) {
+        throw invalidParameter(
+          `An image version is created in its gallery's region '${g.location}'; the request says '${input.location}'. List other regions in publishingProfile.targetRegions to replicate there.`,
+          'location',
+        );
+      }
+      const { targets, replicaCount } = this.checkTargetRegions(input, g.name, g.location);
+      const replication: Record<string, RegionReplication> = {};
+      for (const t of targets) replication[t.name] = { state: 'Replicating', progress: 0 };
+      const values: GalleryImageVersionTable = {
+        id: randomUUID(),
+        subscription_id: g.subscription_id,
+        resource_group: g.resource_group,
+        resource_group_key: g.resource_group_key,
+        name: `${major}.${minor}.${patch}`,
+        name_key: keyOf(`${major}.${minor}.${patch}`),
+        location: g.location,
+        tags: JSON.stringify(tags ?? {}),
+        provisioning_state: 'Creating',
+        image_id: img.id,
+        major,
+        minor,
+        patch,
+        exclude_from_latest: pp.excludeFromLatest ? 1 : 0,
+        end_of_life_date: pp.endOfLifeDate ? new Date(pp.endOfLifeDate).toISOString() : null,
+        replica_count: replicaCount,
+        target_regions: JSON.stringify(targets),
+        storage_profile: JSON.stringify(storage),
+        replication: JSON.stringify(replication),
+        published_date: new Date().toISOString(),
+        ...creationStamp(p),
+      };
+      await tx.insertInto('gallery_image_versions').values(values).execute();
+      const version = toVersion(values, g.name, img.name);
+      const operation = await this.operations.enqueue(tx, {
+        kind: VERSION_CREATE,
+        subscriptionId: values.subscription_id,
+        location: values.location,
+        targetId: versionArmId(version),
+        input: { versionKey: values.id },
+        createdBy: p.subject,
+      });
+      return { version, created: true, operation };
+    });
+    if (result.operation) this.operations.notify();
+    return result;
+  }
+
+  async delete(sub: string, rg: string, gallery: string, image: string, name: string, pre?: Preconditions): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
+      const row = await this.versionRow(tx, img.id, name);
+      checkPreconditions(`Image version '${name}'`, row?.etag, pre);
+      if (!row) return false;
+      const active = await this.operations.activeFor(tx, versionArmId(toVersion(row, g.name, img.name)));
+      if (active) {
+        throw conflict(
+          `Image version '${row.name}' is busy with operation ${active.id} (${active.kind}, ${active.percentComplete}% done). Wait for it to finish, or cancel it, before deleting the version.`,
+        );
+      }
+      await tx.deleteFrom('gallery_image_versions').where('id', '=', row.id).execute();
+      return true;
+    });
+  }
+
+  // ---- operation handlers ----
+
+  private async loadForOperation(db: Db, versionKey: string) {
+    const row = await db.selectFrom('gallery_image_versions').selectAll().where('id', '=', versionKey).executeTakeFirst();
+    if (!row) throw new LabforgeError(404, 'ResourceNotFound', 'The image version this operation works on no longer exists.');
+    return row;
+  }
+
+  private async setReplication(db: Db, versionKey: string, region: string, r: RegionReplication): Promise<void> {
+    const row = await this.loadForOperation(db, versionKey);
+    const replication = JSON.parse(row.replication) as Record<string, RegionReplication>;
+    replication[region] = r;
+    await db
+      .updateTable('gallery_image_versions')
+      .set({ replication: JSON.stringify(replication) })
+      .where('id', '=', versionKey)
+      .execute();
+  }
+
+  /** Copies the version's content to each target region that does not hold it yet, reporting progress. */
+  private async replicateAll(ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0], base: number): Promise<void> {
+    const { versionKey } = ctx.input;
+    const row = await this.loadForOperation(this.db, versionKey);
+    const targets = JSON.parse(row.target_regions) as TargetRegion[];
+    let i = 0;
+    for (const t of targets) {
+      await ctx.step(`replicate:${t.name}`, async () => {
+        await this.setReplication(this.db, versionKey, t.name, { state: 'Replicating', progress: 0 });
+        // Content moves between regional image stores once the image store exists; metadata is all a version has yet.
+        await this.setReplication(this.db, versionKey, t.name, { state: 'Completed', progress: 100 });
+        i += 1;
+        await ctx.progress(base + ((100 - base) * i) / targets.length, `Replicated to ${t.name}`);
+      });
+    }
+    // Regions dropped from the target list lose their replica.
+    const replication = JSON.parse((await this.loadForOperation(this.db, versionKey)).replication) as Record<string, RegionReplication>;
+    for (const region of Object.keys(replication)) if (!targets.some((t) => t.name === region)) delete replication[region];
+    await this.db
+      .updateTable('gallery_image_versions')
+      .set({ replication: JSON.stringify(replication) })
+      .where('id', '=', versionKey)
+      .execute();
+  }
+
+  private markFailed = async (tx: Transaction<Database>, versionKey: string, details: string) => {
+    const row = await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', versionKey).executeTakeFirst();
+    if (!row) return;
+    const replication = JSON.parse(row.replication) as Record<string, RegionReplication>;
+    for (const r of Object.values(replication)) if (r.state !== 'Completed') Object.assign(r, { state: 'Failed', details });
+    await tx
+      .updateTable('gallery_image_versions')
+      .set({ provisioning_state: 'Failed', replication: JSON.stringify(replication) })
+      .where('id', '=', versionKey)
+      .execute();
+  };
+
+  handlers(): OperationHandler<{ versionKey: string }>[] {
+    return [
+      {
+        kind: VERSION_CREATE,
+        run: async (ctx) => {
+          await ctx.step('content', async () => {
+            const row = await this.loadForOperation(this.db, ctx.input.versionKey);
+            const storage = JSON.parse(row.storage_profile) as VersionStorage;
+            await ctx.progress(10, `Prepared ${1 + storage.dataDisks.length} disk(s)`);
+          });
+          await this.replicateAll(ctx, 10);
+          await ctx.complete('Succeeded', async (tx) => {
+            await tx
+              .updateTable('gallery_image_versions')
+              .set({ provisioning_state: 'Succeeded', etag: `"${randomUUID()}"` })
+              .where('id', '=', ctx.input.versionKey)
+              .execute();
+          });
+        },
+        onCancel: async (ctx, tx) => {
+          // A version whose content never finished must not remain: remove it.
+          await tx.deleteFrom('gallery_image_versions').where('id', '=', ctx.input.versionKey).execute();
+        },
+        onFailure: async (ctx, tx, error) => this.markFailed(tx, ctx.input.versionKey, error.message),
+      },
+      {
+        kind: VERSION_REPLICATE,
+        run: async (ctx) => {
+          await this.replicateAll(ctx, 0);
+          await ctx.complete('Succeeded', async (tx) => {
+            await tx
+              .updateTable('gallery_image_versions')
+              .set({ provisioning_state: 'Succeeded', etag: `"${randomUUID()}"` })
+              .where('id', '=', ctx.input.versionKey)
+              .execute();
+          });
+        },
+        onCancel: async (ctx, tx) => {
+          const row = await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', ctx.input.versionKey).executeTakeFirst();
+          if (!row) return;
+          // Keep the regions that finished; drop the ones that did not.
+          const replication = JSON.parse(row.replication) as Record<string, RegionReplication>;
+          const targets = (JSON.parse(row.target_regions) as TargetRegion[]).filter((t) => replication[t.name]?.state === 'Completed');
+          for (const k of Object.keys(replication)) if (!targets.some((t) => t.name === k)) delete replication[k];
+          await tx
+            .updateTable('gallery_image_versions')
+            .set({ provisioning_state: 'Succeeded', target_regions: JSON.stringify(targets), replication: JSON.stringify(replication) })
+            .where('id', '=', ctx.input.versionKey)
+            .execute();
+        },
+        onFailure: async (ctx, tx, error) => this.markFailed(tx, ctx.input.versionKey, error.message),
+      },
+    ];
+  }
+}

@@ -1,0 +1,30 @@
+// Wires the services to one metadata store.
+import type { Config } from '../config/config.js';
+import type { Store } from '../db/database.js';
+import { OperationStore } from '../operations/operation.store.js';
+import { RegionCatalog } from './common.js';
+import { GalleryService } from './gallery.service.js';
+import { ImageVersionService } from './image-version.service.js';
+import { ResourceGroupService } from './resource-group.service.js';
+import { TokenService } from './token.service.js';
+
+export interface Services {
+  config: Config;
+  store: Store;
+  regions: RegionCatalog;
+  groups: ResourceGroupService;
+  galleries: GalleryService;
+  versions: ImageVersionService;
+  tokens: TokenService;
+  operations: OperationStore;
+}
+
+export function createServices(config: Config, store: Store): Services {
+  const regions = RegionCatalog.fromConfig(config);
+  const operations = new OperationStore(store.db, store.dialect);
+  const groups = new ResourceGroupService(store.db, regions);
+  const galleries = new GalleryService(store.db, groups, regions);
+  const versions = new ImageVersionService(store.db, galleries, regions, operations);
+  const tokens = new TokenService(store.db);
+  return { config, store, regions, groups, galleries, versions, tokens, operations };
+}
