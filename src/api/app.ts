@@ -151,6 +151,17 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return reply.status(413).send(envelope('RequestEntityTooLarge', 'The request body is larger than 4 MiB.'));
     }
+    const dbCode = String((err as { code?: unknown }).code ?? '');
+    if (['23505', '23503', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_CONSTRAINT_FOREIGNKEY'].includes(dbCode)) {
+      return reply
+        .status(409)
+        .send(
+          envelope(
+            'Conflict',
+            'Another request created, changed or deleted the same resource at the same moment, and this one lost the race. Read the resource again and retry.',
+          ),
+        );
+    }
     if (fe.statusCode && fe.statusCode < 500) return reply.status(fe.statusCode).send(envelope('BadRequest', fe.message));
     req.log.error(err);
     return reply

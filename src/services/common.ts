@@ -1,6 +1,7 @@
 // Shared pieces of the service layer: principals, resource metadata,
 // optimistic concurrency, names and regions.
 import { randomUUID } from 'node:crypto';
+import { PostgresAdapter } from 'kysely';
 import type { Config, RegionConfig } from '../config/config.js';
 import { invalidParameter, preconditionFailed } from '../errors.js';
 
@@ -151,3 +152,12 @@ export class RegionCatalog {
 }
 
 export const parseJson = <T>(text: string | null | undefined, fallback: T): T => (text ? (JSON.parse(text) as T) : fallback);
+
+/**
+ * Locks the selected row until the transaction ends (PostgreSQL), so a
+ * concurrent writer waits and then sees the new ETag. SQLite runs one write
+ * transaction at a time, so it needs no lock.
+ */
+export function forUpdate<Q extends { forUpdate(): Q }>(db: { getExecutor(): { adapter: unknown } }, q: Q): Q {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? q.forUpdate() : q;
+}

@@ -10,6 +10,7 @@ import {
   checkPreconditions,
   checkTags,
   creationStamp,
+  forUpdate,
   keyOf,
   modificationStamp,
   type Preconditions,
@@ -168,14 +169,14 @@ export class GalleryService {
 
   // ---- galleries ----
 
-  private async galleryRow(db: Db, sub: string, rg: string, name: string): Promise<GalleryTable | undefined> {
-    return db
+  private async galleryRow(db: Db, sub: string, rg: string, name: string, lock = false): Promise<GalleryTable | undefined> {
+    const q = db
       .selectFrom('galleries')
       .selectAll()
       .where('subscription_id', '=', sub.toLowerCase())
       .where('resource_group_key', '=', keyOf(rg))
-      .where('name_key', '=', keyOf(name))
-      .executeTakeFirst();
+      .where('name_key', '=', keyOf(name));
+    return (lock ? forUpdate(db, q) : q).executeTakeFirst();
   }
 
   async requireGalleryRow(db: Db, sub: string, rg: string, name: string, parent = false): Promise<GalleryTable> {
@@ -220,7 +221,7 @@ export class GalleryService {
     checkName('gallery', name);
     const tags = input.tags === undefined ? undefined : checkTags(input.tags);
     return this.db.transaction().execute(async (tx) => {
-      const row = await this.galleryRow(tx, sub, rg, name);
+      const row = await this.galleryRow(tx, sub, rg, name, true);
       checkPreconditions(`Gallery '${name}'`, row?.etag, pre);
       if (row) {
         if (input.location && this.regions.require(input.location).name !== row.location) {
@@ -256,7 +257,7 @@ export class GalleryService {
   async deleteGallery(sub: string, rg: string, name: string, pre?: Preconditions): Promise<boolean> {
     await this.groups.get(sub, rg);
     return this.db.transaction().execute(async (tx) => {
-      const row = await this.galleryRow(tx, sub, rg, name);
+      const row = await this.galleryRow(tx, sub, rg, name, true);
       checkPreconditions(`Gallery '${name}'`, row?.etag, pre);
       if (!row) return false;
       const images = await tx.selectFrom('gallery_images').select('name').where('gallery_id', '=', row.id).orderBy('name_key').limit(11).execute();
@@ -276,8 +277,9 @@ export class GalleryService {
 
   // ---- image definitions ----
 
-  private async imageRow(db: Db, galleryId: string, name: string): Promise<GalleryImageTable | undefined> {
-    return db.selectFrom('gallery_images').selectAll().where('gallery_id', '=', galleryId).where('name_key', '=', keyOf(name)).executeTakeFirst();
+  private async imageRow(db: Db, galleryId: string, name: string, lock = false): Promise<GalleryImageTable | undefined> {
+    const q = db.selectFrom('gallery_images').selectAll().where('gallery_id', '=', galleryId).where('name_key', '=', keyOf(name));
+    return (lock ? forUpdate(db, q) : q).executeTakeFirst();
   }
 
   async requireImageRow(
@@ -325,7 +327,7 @@ export class GalleryService {
     const tags = input.tags === undefined ? undefined : checkTags(input.tags);
     return this.db.transaction().execute(async (tx) => {
       const g = await this.requireGalleryRow(tx, sub, rg, gallery, true);
-      const row = await this.imageRow(tx, g.id, name);
+      const row = await this.imageRow(tx, g.id, name, true);
       checkPreconditions(`Image definition '${name}'`, row?.etag, pre);
       const common = {
         description: input.description,
@@ -442,7 +444,7 @@ export class GalleryService {
   async deleteImage(sub: string, rg: string, gallery: string, name: string, pre?: Preconditions): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       const g = await this.requireGalleryRow(tx, sub, rg, gallery, true);
-      const row = await this.imageRow(tx, g.id, name);
+      const row = await this.imageRow(tx, g.id, name, true);
       checkPreconditions(`Image definition '${name}'`, row?.etag, pre);
       if (!row) return false;
       const versions = await tx

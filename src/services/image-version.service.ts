@@ -12,6 +12,7 @@ import {
   checkPreconditions,
   checkTags,
   creationStamp,
+  forUpdate,
   keyOf,
   modificationStamp,
   type Preconditions,
@@ -152,8 +153,9 @@ export class ImageVersionService {
     private readonly operations: OperationStore,
   ) {}
 
-  private async versionRow(db: Db, imageId: string, name: string) {
-    return db.selectFrom('gallery_image_versions').selectAll().where('image_id', '=', imageId).where('name_key', '=', keyOf(name)).executeTakeFirst();
+  private async versionRow(db: Db, imageId: string, name: string, lock = false) {
+    const q = db.selectFrom('gallery_image_versions').selectAll().where('image_id', '=', imageId).where('name_key', '=', keyOf(name));
+    return (lock ? forUpdate(db, q) : q).executeTakeFirst();
   }
 
   private notFoundError(rg: string, gallery: string, image: string, name: string) {
@@ -382,7 +384,7 @@ export class ImageVersionService {
 
     const result = await this.db.transaction().execute(async (tx) => {
       const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
-      const row = await this.versionRow(tx, img.id, name);
+      const row = await this.versionRow(tx, img.id, name, true);
       checkPreconditions(`Image version '${name}'`, row?.etag, pre);
       if (row) {
         const current = toVersion(row, g.name, img.name);
@@ -483,7 +485,7 @@ export class ImageVersionService {
   async delete(sub: string, rg: string, gallery: string, image: string, name: string, pre?: Preconditions): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
-      const row = await this.versionRow(tx, img.id, name);
+      const row = await this.versionRow(tx, img.id, name, true);
       checkPreconditions(`Image version '${name}'`, row?.etag, pre);
       if (!row) return false;
       const active = await this.operations.activeFor(tx, versionArmId(toVersion(row, g.name, img.name)));

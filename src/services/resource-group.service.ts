@@ -8,6 +8,7 @@ import {
   checkPreconditions,
   checkTags,
   creationStamp,
+  forUpdate,
   keyOf,
   modificationStamp,
   nowIso,
@@ -117,7 +118,10 @@ export class ResourceGroupService {
     const tags = checkTags(input.tags);
     const sub = subscriptionId.toLowerCase();
     return this.db.transaction().execute(async (tx) => {
-      const row = await tx.selectFrom('resource_groups').selectAll().where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)).executeTakeFirst();
+      const row = await forUpdate(
+        tx,
+        tx.selectFrom('resource_groups').selectAll().where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)),
+      ).executeTakeFirst();
       checkPreconditions(`Resource group '${name}'`, row?.etag, pre);
       if (row) {
         if (input.location && this.regions.require(input.location).name !== row.location) {
@@ -143,7 +147,10 @@ export class ResourceGroupService {
     await this.requireSubscription(subscriptionId);
     const sub = subscriptionId.toLowerCase();
     return this.db.transaction().execute(async (tx) => {
-      const row = await tx.selectFrom('resource_groups').selectAll().where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)).executeTakeFirst();
+      const row = await forUpdate(
+        tx,
+        tx.selectFrom('resource_groups').selectAll().where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)),
+      ).executeTakeFirst();
       checkPreconditions(`Resource group '${name}'`, row?.etag, pre);
       if (!row) return false;
       const inside: string[] = [];

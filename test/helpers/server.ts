@@ -71,7 +71,11 @@ export async function startTestServer(
     sub,
     call,
     tokenFor: async (role, subject) => {
-      const r = await call('POST', '/providers/Labforge.Core/tokens?api-version=2026-11-01', { name: `${role}-${Math.random().toString(36).slice(2, 8)}`, role, subject });
+      const r = await call('POST', '/providers/Labforge.Core/tokens?api-version=2026-11-01', {
+        name: `${role}-${Math.random().toString(36).slice(2, 8)}`,
+        role,
+        subject,
+      });
       if (r.status !== 201) throw new Error(`token create failed: ${JSON.stringify(r.body)}`);
       return r.body.token as string;
     },
