@@ -37,6 +37,8 @@ export async function openStore(database: Config['database']): Promise<Store> {
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
   } else {
     const pool = new pg.Pool({ connectionString: database.url, max: 10 });
+    // An idle connection can die (server restart, admin kill); without a listener that would crash the process.
+    pool.on('error', (err) => console.error(`labforge: a PostgreSQL connection was lost and will be replaced: ${err.message}`));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
   const store: Store = { db, dialect: database.kind, close: () => db.destroy() };
