@@ -1,6 +1,7 @@
 // The labforge command: one program for the server and for its users.
-import { Command } from 'commander';
-import { registerServe } from './serve.js';
+import { Command, CommanderError } from 'commander';
+import { CLIENT_COMMANDS, registerClientCommands } from './client.js';
+import { EXIT, EXIT_CODES_HELP, reportError } from './errors.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -8,7 +9,26 @@ export async function main(argv: string[]): Promise<void> {
     .name('labforge')
     .description('labforge: classroom labs of virtual machines with a shared image gallery')
     .version('0.1.0')
-    .showHelpAfterError('(run with --help for usage)');
-  registerServe(program);
-  await program.parseAsync(argv);
+    .showHelpAfterError('(run with --help for usage)')
+    // Throw instead of exiting so usage errors end with exit code 2; subcommands inherit this.
+    .exitOverride()
+    .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'labforge: ')) })
+    .addHelpText('after', `\nStart with: labforge login --server https://HOST:PORT --token-stdin\n${EXIT_CODES_HELP}`);
+  // The server code takes about a second to load; client commands skip it so scripts calling them stay quick.
+  const first = argv.slice(2).find((a) => !a.startsWith('-'));
+  if (!first || !CLIENT_COMMANDS.includes(first)) {
+    const { registerServe } = await import('./serve.js');
+    registerServe(program);
+  }
+  registerClientCommands(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Commander already printed help or the usage error; only the exit code is left to set.
+      process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
+    process.exitCode = reportError(err);
+  }
 }

@@ -1,0 +1,635 @@
+// A small typed client for the labforge HTTPS API, shared by the command-line
+// tool and (later) the web portal. It speaks JSON over node:http/node:https,
+// sends the bearer token, trusts an extra CA file, follows nextLink on list
+// calls and turns ARM error envelopes into ApiError.
+import { readFileSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
+import { rootCertificates } from 'node:tls';
+
+export const API_VERSION = {
+  compute: '2025-03-03',
+  resources: '2021-04-01',
+  subscriptions: '2022-12-01',
+  labforge: '2026-11-01',
+} as const;
+
+// ---- shapes returned by the server (only the fields clients rely on) ----
+
+export interface ErrorDetail {
+  code: string;
+  message: string;
+  target?: string;
+}
+
+export interface ArmErrorBody {
+  code: string;
+  message: string;
+  target?: string;
+  details?: ErrorDetail[];
+}
+
+export interface SystemData {
+  createdBy?: string;
+  createdByType?: string;
+  createdAt?: string;
+  lastModifiedBy?: string;
+  lastModifiedByType?: string;
+  lastModifiedAt?: string;
+}
+
+export interface WhoAmI {
+  subject: string;
+  role: 'admin' | 'creator' | 'user';
+  tokenId: string;
+}
+
+export interface Subscription {
+  id: string;
+  subscriptionId: string;
+  displayName: string;
+  state: string;
+}
+
+export interface Location {
+  id: string;
+  name: string;
+  displayName: string;
+  regionalDisplayName?: string;
+  metadata?: { geography?: string; geographyGroup?: string };
+}
+
+export interface ResourceGroup {
+  id: string;
+  name: string;
+  location: string;
+  tags?: Record<string, string>;
+  properties?: { provisioningState?: string };
+}
+
+export interface Gallery {
+  id: string;
+  name: string;
+  type: string;
+  location: string;
+  tags?: Record<string, string>;
+  etag?: string;
+  properties: { description?: string; identifier?: { uniqueName?: string }; provisioningState?: string };
+  systemData?: SystemData;
+}
+
+export interface GalleryInput {
+  location?: string;
+  tags?: Record<string, string>;
+  properties?: { description?: string | null };
+}
+
+export interface Range {
+  min?: number;
+  max?: number;
+}
+
+export interface ImageProperties {
+  description?: string;
+  eula?: string;
+  privacyStatementUri?: string;
+  releaseNoteUri?: string;
+  osType?: string;
+  osState?: string;
+  hyperVGeneration?: string;
+  architecture?: string;
+  endOfLifeDate?: string;
+  identifier?: { publisher?: string; offer?: string; sku?: string };
+  recommended?: { vCPUs?: Range; memory?: Range };
+  disallowed?: { diskTypes?: string[] };
+  features?: { name: string; value: string }[];
+  provisioningState?: string;
+}
+
+export interface GalleryImage {
+  id: string;
+  name: string;
+  type: string;
+  location: string;
+  tags?: Record<string, string>;
+  etag?: string;
+  properties: ImageProperties;
+  systemData?: SystemData;
+}
+
+export interface GalleryImageInput {
+  location?: string;
+  tags?: Record<string, string>;
+  properties: Omit<ImageProperties, 'provisioningState'>;
+}
+
+export interface ReplicationSummary {
+  region: string;
+  state: string;
+  details?: string;
+  progress?: number;
+}
+
+export interface ImageVersion {
+  id: string;
+  name: string;
+  type: string;
+  location: string;
+  tags?: Record<string, string>;
+  etag?: string;
+  properties: {
+    publishingProfile?: {
+      targetRegions?: { name: string; regionalReplicaCount?: number; storageAccountType?: string }[];
+      replicaCount?: number;
+      excludeFromLatest?: boolean;
+      publishedDate?: string;
+      endOfLifeDate?: string;
+      storageAccountType?: string;
+    };
+    provisioningState?: string;
+    storageProfile?: {
+      source?: { id?: string };
+      osDiskImage?: { sizeInGB?: number; hostCaching?: string; source?: { uri?: string } };
+      dataDiskImages?: { lun?: number; sizeInGB?: number; hostCaching?: string }[];
+    };
+    replicationStatus?: { aggregatedState: string; summary: ReplicationSummary[] };
+  };
+  systemData?: SystemData;
+}
+
+export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
+
+export interface Operation {
+  id: string;
+  name: string;
+  status: OperationStatus;
+  startTime?: string;
+  endTime?: string;
+  percentComplete?: number;
+  error?: ArmErrorBody;
+  properties: {
+    kind?: string;
+    resourceId?: string;
+    statusMessage?: string;
+    createdBy?: string;
+    createdAt?: string;
+    attempts?: number;
+    cancelRequested?: boolean;
+  };
+}
+
+export type Role = 'admin' | 'creator' | 'user';
+
+export interface Token {
+  id: string;
+  name: string;
+  type: string;
+  properties: {
+    displayName: string;
+    subject: string;
+    role: Role;
+    createdAt: string;
+    createdBy: string;
+    expiresAt: string | null;
+    lastUsedAt: string | null;
+    revokedAt: string | null;
+    state: 'Active' | 'Expired' | 'Revoked';
+  };
+}
+
+export interface CreatedToken extends Token {
+  /** The secret; the server shows it only in this response. */
+  token: string;
+}
+
+export interface TokenInput {
+  name: string;
+  role: Role;
+  subject?: string;
+  expiresInDays?: number;
+}
+
+// ---- errors ----
+
+/** The server answered with an error status; carries the ARM error envelope. */
+export class ApiError extends Error {
+  override name = 'ApiError';
+  readonly code: string;
+  readonly target?: string;
+  readonly details?: ErrorDetail[];
+  constructor(
+    readonly status: number,
+    body: ArmErrorBody,
+    readonly method: string,
+    readonly url: string,
+    readonly requestId?: string,
+  ) {
+    super(body.message);
+    this.code = body.code;
+    this.target = body.target;
+    this.details = body.details;
+  }
+
+  /** The envelope as the server sent it: `{error:{code,message,target,details}}`. */
+  toJSON(): { error: ArmErrorBody } {
+    return {
+      error: {
+        code: this.code,
+        message: this.message,
+        ...(this.target ? { target: this.target } : {}),
+        ...(this.details?.length ? { details: this.details } : {}),
+      },
+    };
+  }
+}
+
+/** The server could not be reached at all: DNS, refused connection, TLS trust, timeout. */
+export class ConnectionError extends Error {
+  override name = 'ConnectionError';
+  constructor(
+    message: string,
+    readonly code: string | undefined,
+    readonly tls: boolean,
+  ) {
+    super(message);
+  }
+}
+
+const TLS_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'EPROTO',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
+function connectionError(err: NodeJS.ErrnoException, url: URL): ConnectionError {
+  const where = url.origin;
+  const code = err.code;
+  if (code && TLS_CODES.has(code)) {
+    if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+      return new ConnectionError(
+        `The certificate of ${where} is not valid for the name '${url.hostname}' (${code}). Use the host name the server was set up with, or add it to the server's TLS names.`,
+        code,
+        true,
+      );
+    }
+    if (code === 'EPROTO' || code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+      return new ConnectionError(
+        `The TLS handshake with ${where} failed (${code}). If the server runs without TLS (LABFORGE_TLS=0), use an http:// URL.`,
+        code,
+        true,
+      );
+    }
+    return new ConnectionError(
+      `The certificate of ${where} is not trusted (${code}). Pass the server's CA certificate with --ca-file (labforge serve prints its path), or set NODE_EXTRA_CA_CERTS.`,
+      code,
+      true,
+    );
+  }
+  const reasons: Record<string, string> = {
+    ECONNREFUSED: 'nothing is listening there; check that `labforge serve` is running and the port is right',
+    ENOTFOUND: 'the host name is unknown; check the spelling and DNS',
+    EAI_AGAIN: 'the host name could not be resolved right now; check DNS',
+    ETIMEDOUT: 'the connection timed out; check the address and any firewall',
+    EHOSTUNREACH: 'the host is unreachable; check the network and any firewall',
+    ENETUNREACH: 'the network is unreachable',
+    ECONNRESET: 'the connection was closed by the other side; check that the URL scheme (https/http) is right',
+  };
+  const reason = (code && reasons[code]) ?? err.message;
+  return new ConnectionError(`Cannot reach the labforge server at ${where}: ${reason}${code ? ` (${code})` : ''}.`, code, false);
+}
+
+// ---- the client ----
+
+export interface ClientOptions {
+  /** Base URL of the server, for example https://labforge.example.edu:8443 */
+  baseUrl: string;
+  token?: string;
+  /** PEM file of a CA to trust in addition to the system's (labforge's own CA). */
+  caFile?: string;
+  /** Per-request timeout in milliseconds (default 60 s). */
+  timeoutMs?: number;
+  userAgent?: string;
+}
+
+export interface RawResponse<T = unknown> {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: T;
+}
+
+export interface RequestOptions {
+  query?: Record<string, string | undefined>;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+const seg = (s: string) => encodeURIComponent(s);
+// Pages are capped so a server bug that keeps returning a nextLink cannot loop forever.
+const MAX_PAGES = 10_000;
+
+export class ApiClient {
+  readonly baseUrl: string;
+  private readonly base: URL;
+  private readonly token?: string;
+  private readonly ca?: string[];
+  private readonly timeoutMs: number;
+  private readonly userAgent: string;
+
+  constructor(opts: ClientOptions) {
+    let base: URL;
+    try {
+      base = new URL(opts.baseUrl);
+    } catch {
+      throw new TypeError(`'${opts.baseUrl}' is not a URL. Give the server address like https://labforge.example.edu:8443`);
+    }
+    if (base.protocol !== 'https:' && base.protocol !== 'http:') {
+      throw new TypeError(`'${opts.baseUrl}' is not an http:// or https:// URL.`);
+    }
+    this.base = base;
+    this.baseUrl = base.href.replace(/\/+$/, '');
+    this.token = opts.token;
+    if (opts.caFile) {
+      let pem: string;
+      try {
+        pem = readFileSync(opts.caFile, 'utf8');
+      } catch (err) {
+        throw new TypeError(`The CA file ${opts.caFile} cannot be read: ${(err as Error).message}`);
+      }
+      if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+        throw new TypeError(`The CA file ${opts.caFile} holds no PEM certificate (-----BEGIN CERTIFICATE-----).`);
+      // Trust the file in addition to the system roots, so a public certificate keeps working too.
+      this.ca = [...rootCertificates, pem];
+    }
+    this.timeoutMs = opts.timeoutMs ?? 60_000;
+    this.userAgent = opts.userAgent ?? 'labforge-client/0.1.0';
+  }
+
+  /** Builds an absolute URL from an API path and query. */
+  url(path: string, query?: Record<string, string | undefined>): URL {
+    const u = new URL(this.baseUrl + (path.startsWith('/') ? path : `/${path}`));
+    for (const [k, v] of Object.entries(query ?? {})) if (v !== undefined) u.searchParams.set(k, v);
+    return u;
+  }
+
+  /** Sends one request; resolves for 2xx/3xx, throws ApiError for 4xx/5xx and ConnectionError when unreachable. */
+  async request<T = unknown>(method: string, pathOrUrl: string | URL, opts: RequestOptions = {}): Promise<RawResponse<T>> {
+    const url = pathOrUrl instanceof URL ? pathOrUrl : this.url(pathOrUrl, opts.query);
+    if (pathOrUrl instanceof URL) for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, v);
+    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body), 'utf8');
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': this.userAgent,
+      ...(this.token ? { authorization: `Bearer ${this.token}` } : {}),
+      ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.length) } : {}),
+      ...opts.headers,
+    };
+    const isHttps = url.protocol === 'https:';
+    const mod = isHttps ? https : http;
+    const res = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+      const req = mod.request(
+        url,
+        {
+          method,
+          headers,
+          // A fresh connection per request: the CLI makes few calls and must exit promptly afterwards.
+          agent: false,
+          ...(isHttps && this.ca ? { ca: this.ca } : {}),
+          timeout: this.timeoutMs,
+        },
+        (r) => {
+          const chunks: Buffer[] = [];
+          r.on('data', (c: Buffer) => chunks.push(c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, text: Buffer.concat(chunks).toString('utf8') }));
+          r.on('error', (err) => reject(connectionError(err, url)));
+        },
+      );
+      req.on('timeout', () => {
+        req.destroy(Object.assign(new Error(`no answer within ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' }));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => reject(connectionError(err, url)));
+      req.end(payload);
+    });
+    let body: unknown;
+    if (res.text.trim() !== '') {
+      try {
+        body = JSON.parse(res.text);
+      } catch {
+        body = res.text;
+      }
+    }
+    if (res.status >= 400) {
+      const requestId = typeof res.headers['x-ms-request-id'] === 'string' ? res.headers['x-ms-request-id'] : undefined;
+      const env = (body as { error?: Partial<ArmErrorBody> } | undefined)?.error;
+      const armBody: ArmErrorBody =
+        env && typeof env.message === 'string'
+          ? { code: env.code ?? `Http${res.status}`, message: env.message, target: env.target, details: env.details }
+          : {
+              code: `Http${res.status}`,
+              message: `The server answered HTTP ${res.status} without an error description${typeof body === 'string' && body ? `: ${body.slice(0, 200)}` : ''}. Is ${this.base.origin} a labforge server?`,
+            };
+      throw new ApiError(res.status, armBody, method, url.href, requestId);
+    }
+    return { status: res.status, headers: res.headers, body: body as T };
+  }
+
+  private async json<T>(method: string, path: string, apiVersion: string | undefined, body?: unknown, headers?: Record<string, string>): Promise<T> {
+    return (await this.request<T>(method, path, { query: apiVersion ? { 'api-version': apiVersion } : undefined, body, headers })).body;
+  }
+
+  /** GETs a list and follows nextLink to the end, returning every item. */
+  async listAll<T>(path: string, query: Record<string, string | undefined>): Promise<T[]> {
+    const items: T[] = [];
+    let next: URL | undefined = this.url(path, query);
+    for (let i = 0; next && i < MAX_PAGES; i++) {
+      const res: RawResponse<{ value?: T[]; nextLink?: string }> = await this.request('GET', next);
+      items.push(...(res.body?.value ?? []));
+      next = res.body?.nextLink ? this.sameServer(res.body.nextLink) : undefined;
+    }
+    return items;
+  }
+
+  /**
+   * Keeps paging on the server we were configured with: behind a proxy the
+   * server may advertise another origin, and the token must never go elsewhere.
+   */
+  private sameServer(link: string): URL {
+    const u = new URL(link, this.baseUrl);
+    if (u.origin === this.base.origin) return u;
+    return new URL(this.baseUrl + u.pathname + u.search);
+  }
+
+  // ---- identity and subscriptions ----
+
+  whoami(): Promise<WhoAmI> {
+    return this.json('GET', '/providers/Labforge.Core/whoami', undefined);
+  }
+
+  listSubscriptions(): Promise<Subscription[]> {
+    return this.listAll('/subscriptions', { 'api-version': API_VERSION.subscriptions });
+  }
+
+  listLocations(sub: string): Promise<Location[]> {
+    return this.listAll(`/subscriptions/${seg(sub)}/locations`, { 'api-version': API_VERSION.subscriptions });
+  }
+
+  // ---- resource groups ----
+
+  private groupPath(sub: string, rg: string) {
+    return `/subscriptions/${seg(sub)}/resourcegroups/${seg(rg)}`;
+  }
+
+  getResourceGroup(sub: string, rg: string): Promise<ResourceGroup> {
+    return this.json('GET', this.groupPath(sub, rg), API_VERSION.resources);
+  }
+
+  putResourceGroup(sub: string, rg: string, body: { location: string; tags?: Record<string, string> }): Promise<ResourceGroup> {
+    return this.json('PUT', this.groupPath(sub, rg), API_VERSION.resources, body);
+  }
+
+  // ---- galleries ----
+
+  private galleryPath(sub: string, rg: string, gallery?: string) {
+    const p = `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}/providers/Microsoft.Compute/galleries`;
+    return gallery === undefined ? p : `${p}/${seg(gallery)}`;
+  }
+
+  listGalleries(sub: string, rg?: string): Promise<Gallery[]> {
+    const path = rg === undefined ? `/subscriptions/${seg(sub)}/providers/Microsoft.Compute/galleries` : this.galleryPath(sub, rg);
+    return this.listAll(path, { 'api-version': API_VERSION.compute });
+  }
+
+  getGallery(sub: string, rg: string, gallery: string): Promise<Gallery> {
+    return this.json('GET', this.galleryPath(sub, rg, gallery), API_VERSION.compute);
+  }
+
+  /** Creates or replaces a gallery; `onlyIfNew` refuses (412) when it already exists. */
+  putGallery(sub: string, rg: string, gallery: string, body: GalleryInput, opts: { onlyIfNew?: boolean } = {}): Promise<Gallery> {
+    return this.json('PUT', this.galleryPath(sub, rg, gallery), API_VERSION.compute, body, opts.onlyIfNew ? { 'if-none-match': '*' } : undefined);
+  }
+
+  /** Deletes a gallery; resolves false when there was nothing to delete. */
+  async deleteGallery(sub: string, rg: string, gallery: string): Promise<boolean> {
+    const r = await this.request('DELETE', this.galleryPath(sub, rg, gallery), { query: { 'api-version': API_VERSION.compute } });
+    return r.status !== 204;
+  }
+
+  // ---- image definitions ----
+
+  private imagePath(sub: string, rg: string, gallery: string, image?: string) {
+    const p = `${this.galleryPath(sub, rg, gallery)}/images`;
+    return image === undefined ? p : `${p}/${seg(image)}`;
+  }
+
+  listImages(sub: string, rg: string, gallery: string): Promise<GalleryImage[]> {
+    return this.listAll(this.imagePath(sub, rg, gallery), { 'api-version': API_VERSION.compute });
+  }
+
+  getImage(sub: string, rg: string, gallery: string, image: string): Promise<GalleryImage> {
+    return this.json('GET', this.imagePath(sub, rg, gallery, image), API_VERSION.compute);
+  }
+
+  putImage(sub: string, rg: string, gallery: string, image: string, body: GalleryImageInput, opts: { onlyIfNew?: boolean } = {}): Promise<GalleryImage> {
+    return this.json('PUT', this.imagePath(sub, rg, gallery, image), API_VERSION.compute, body, opts.onlyIfNew ? { 'if-none-match': '*' } : undefined);
+  }
+
+  async deleteImage(sub: string, rg: string, gallery: string, image: string): Promise<boolean> {
+    const r = await this.request('DELETE', this.imagePath(sub, rg, gallery, image), { query: { 'api-version': API_VERSION.compute } });
+    return r.status !== 204;
+  }
+
+  // ---- image versions ----
+
+  private versionPath(sub: string, rg: string, gallery: string, image: string, version?: string) {
+    const p = `${this.imagePath(sub, rg, gallery, image)}/versions`;
+    return version === undefined ? p : `${p}/${seg(version)}`;
+  }
+
+  listVersions(sub: string, rg: string, gallery: string, image: string, opts: { expandReplication?: boolean } = {}): Promise<ImageVersion[]> {
+    return this.listAll(this.versionPath(sub, rg, gallery, image), {
+      'api-version': API_VERSION.compute,
+      $expand: opts.expandReplication ? 'ReplicationStatus' : undefined,
+    });
+  }
+
+  /** Gets a version by name; `latest` resolves to the newest usable one. */
+  async getVersion(
+    sub: string,
+    rg: string,
+    gallery: string,
+    image: string,
+    version: string,
+    opts: { expandReplication?: boolean } = {},
+  ): Promise<ImageVersion> {
+    const r = await this.request<ImageVersion>('GET', this.versionPath(sub, rg, gallery, image, version), {
+      query: { 'api-version': API_VERSION.compute, $expand: opts.expandReplication ? 'ReplicationStatus' : undefined },
+    });
+    return r.body;
+  }
+
+  // ---- operations ----
+
+  private operationPath(sub: string, id?: string) {
+    const p = `/subscriptions/${seg(sub)}/providers/Labforge.Core/operations`;
+    return id === undefined ? p : `${p}/${seg(id)}`;
+  }
+
+  /** Status of an operation plus the Retry-After the server suggests (seconds). */
+  async getOperationWithRetry(sub: string, id: string): Promise<{ operation: Operation; retryAfterSeconds?: number }> {
+    const r = await this.request<Operation>('GET', this.operationPath(sub, id), { query: { 'api-version': API_VERSION.labforge } });
+    const ra = Number(r.headers['retry-after']);
+    return { operation: r.body, retryAfterSeconds: Number.isFinite(ra) && ra >= 0 ? ra : undefined };
+  }
+
+  async getOperation(sub: string, id: string): Promise<Operation> {
+    return (await this.getOperationWithRetry(sub, id)).operation;
+  }
+
+  /** Recent operations, newest first; `top` limits how many are fetched in all. */
+  async listOperations(sub: string, opts: { state?: OperationStatus; top?: number } = {}): Promise<Operation[]> {
+    if (opts.top !== undefined) {
+      const r = await this.request<{ value: Operation[] }>('GET', this.operationPath(sub), {
+        query: { 'api-version': API_VERSION.labforge, state: opts.state, $top: String(opts.top) },
+      });
+      return r.body.value;
+    }
+    return this.listAll(this.operationPath(sub), { 'api-version': API_VERSION.labforge, state: opts.state });
+  }
+
+  cancelOperation(sub: string, id: string): Promise<Operation> {
+    return this.json('POST', `${this.operationPath(sub, id)}/cancel`, API_VERSION.labforge);
+  }
+
+  // ---- tokens (admin only) ----
+
+  listTokens(): Promise<Token[]> {
+    return this.listAll('/providers/Labforge.Core/tokens', { 'api-version': API_VERSION.labforge });
+  }
+
+  createToken(input: TokenInput): Promise<CreatedToken> {
+    return this.json('POST', '/providers/Labforge.Core/tokens', API_VERSION.labforge, input);
+  }
+
+  revokeToken(id: string): Promise<Token> {
+    return this.json('DELETE', `/providers/Labforge.Core/tokens/${seg(id)}`, API_VERSION.labforge);
+  }
+}
+
+/**
+ * Reads an operation reference as users paste it: a bare id, the ARM id
+ * (/subscriptions/…/operations/ID) or the full Azure-AsyncOperation URL.
+ */
+export function parseOperationRef(ref: string): { subscription?: string; id: string } {
+  const trimmed = ref.trim();
+  const m = /\/subscriptions\/([^/?#]+)\/providers\/Labforge\.Core\/operations\/([^/?#]+)/i.exec(trimmed);
+  if (m) return { subscription: decodeURIComponent(m[1] as string), id: decodeURIComponent(m[2] as string) };
+  return { id: trimmed };
+}
