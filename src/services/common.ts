@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { PostgresAdapter } from 'kysely';
 import type { Config, RegionConfig } from '../config/config.js';
+import type { ResourceColumns } from '../db/schema.js';
 import { invalidParameter, preconditionFailed } from '../errors.js';
 
 export type Role = 'admin' | 'creator' | 'user';
@@ -34,6 +35,26 @@ export interface ResourceMeta {
   modifiedAt: string;
   modifiedBy: string;
   modifiedByType: string;
+}
+
+/** Reads the columns every resource row shares. */
+export function resourceMeta(r: ResourceColumns): ResourceMeta {
+  return {
+    key: r.id,
+    subscriptionId: r.subscription_id,
+    resourceGroup: r.resource_group,
+    name: r.name,
+    location: r.location,
+    tags: JSON.parse(r.tags),
+    etag: r.etag,
+    provisioningState: r.provisioning_state,
+    createdAt: r.created_at,
+    createdBy: r.created_by,
+    createdByType: r.created_by_type,
+    modifiedAt: r.modified_at,
+    modifiedBy: r.modified_by,
+    modifiedByType: r.modified_by_type,
+  };
 }
 
 export interface Preconditions {

@@ -2,7 +2,7 @@
 // Gallery applies to them (names, unique identifiers, immutable fields,
 // refusing to delete what still has content).
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Selectable, Transaction } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database, GalleryImageTable, GalleryTable } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import {
@@ -17,6 +17,7 @@ import {
   type Principal,
   type RegionCatalog,
   type ResourceMeta,
+  resourceMeta,
 } from './common.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 
@@ -78,29 +79,10 @@ export interface GalleryImageInput {
 
 type Db = Kysely<Database> | Transaction<Database>;
 
-function meta(r: Selectable<GalleryTable> | Selectable<GalleryImageTable>): ResourceMeta {
-  return {
-    key: r.id,
-    subscriptionId: r.subscription_id,
-    resourceGroup: r.resource_group,
-    name: r.name,
-    location: r.location,
-    tags: JSON.parse(r.tags),
-    etag: r.etag,
-    provisioningState: r.provisioning_state,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    createdByType: r.created_by_type,
-    modifiedAt: r.modified_at,
-    modifiedBy: r.modified_by,
-    modifiedByType: r.modified_by_type,
-  };
-}
-
-const toGallery = (r: GalleryTable): Gallery => ({ ...meta(r), description: r.description, uniqueName: r.unique_name });
+const toGallery = (r: GalleryTable): Gallery => ({ ...resourceMeta(r), description: r.description, uniqueName: r.unique_name });
 
 const toImage = (r: GalleryImageTable, galleryName: string): GalleryImage => ({
-  ...meta(r),
+  ...resourceMeta(r),
   galleryName,
   osType: r.os_type as OsType,
   osState: r.os_state as OsState,

@@ -19,6 +19,7 @@ import {
   type Principal,
   type RegionCatalog,
   type ResourceMeta,
+  resourceMeta,
 } from './common.js';
 import { type GalleryService, galleryArmId } from './gallery.service.js';
 
@@ -96,20 +97,7 @@ export const versionArmId = (v: { subscriptionId: string; resourceGroup: string;
   `${galleryArmId({ subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.galleryName })}/images/${v.imageName}/versions/${v.name}`;
 
 const toVersion = (r: GalleryImageVersionTable, galleryName: string, imageName: string): ImageVersion => ({
-  key: r.id,
-  subscriptionId: r.subscription_id,
-  resourceGroup: r.resource_group,
-  name: r.name,
-  location: r.location,
-  tags: JSON.parse(r.tags),
-  etag: r.etag,
-  provisioningState: r.provisioning_state,
-  createdAt: r.created_at,
-  createdBy: r.created_by,
-  createdByType: r.created_by_type,
-  modifiedAt: r.modified_at,
-  modifiedBy: r.modified_by,
-  modifiedByType: r.modified_by_type,
+  ...resourceMeta(r),
   galleryName,
   imageName,
   imageKey: r.image_id,
