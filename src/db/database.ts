@@ -24,6 +24,32 @@ class StaticMigrations implements MigrationProvider {
   }
 }
 
+/**
+ * Kysely prepares every query anew; preparing costs more than running a
+ * small query. Queries are built from a fixed set of shapes, so caching the
+ * prepared statements by SQL text is bounded in practice (and capped here).
+ */
+function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
+  const cache = new Map<string, SQLite.Statement>();
+  return new Proxy(sqlite, {
+    get(target, prop) {
+      if (prop === 'prepare') {
+        return (sql: string) => {
+          let stmt = cache.get(sql);
+          if (!stmt) {
+            stmt = target.prepare(sql);
+            if (cache.size >= 1000) cache.clear();
+            cache.set(sql, stmt);
+          }
+          return stmt;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
+
 export async function openStore(database: Config['database']): Promise<Store> {
   let db: Kysely<Database>;
   if (database.kind === 'sqlite') {
@@ -34,7 +60,7 @@ export async function openStore(database: Config['database']): Promise<Store> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 10000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   } else {
     const pool = new pg.Pool({ connectionString: database.url, max: 10 });
     // An idle connection can die (server restart, admin kill); without a listener that would crash the process.

@@ -96,19 +96,19 @@ const EMPTY_DISK = /^labforge:empty-disk\?sizeGB=([0-9]{1,5})$/;
 export const versionArmId = (v: { subscriptionId: string; resourceGroup: string; galleryName: string; imageName: string; name: string }) =>
   `${galleryArmId({ subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.galleryName })}/images/${v.imageName}/versions/${v.name}`;
 
-const toVersion = (r: GalleryImageVersionTable, galleryName: string, imageName: string): ImageVersion => ({
-  ...resourceMeta(r),
-  galleryName,
-  imageName,
-  imageKey: r.image_id,
-  excludeFromLatest: r.exclude_from_latest === 1,
-  endOfLifeDate: r.end_of_life_date,
-  replicaCount: r.replica_count,
-  targetRegions: JSON.parse(r.target_regions),
-  storage: JSON.parse(r.storage_profile),
-  replication: JSON.parse(r.replication),
-  publishedDate: r.published_date,
-});
+const toVersion = (r: GalleryImageVersionTable, galleryName: string, imageName: string): ImageVersion =>
+  Object.assign(resourceMeta(r), {
+    galleryName,
+    imageName,
+    imageKey: r.image_id,
+    excludeFromLatest: r.exclude_from_latest === 1,
+    endOfLifeDate: r.end_of_life_date,
+    replicaCount: r.replica_count,
+    targetRegions: JSON.parse(r.target_regions),
+    storage: JSON.parse(r.storage_profile),
+    replication: JSON.parse(r.replication),
+    publishedDate: r.published_date,
+  });
 
 /** Parses `MAJOR.MINOR.PATCH` (each a 32-bit integer) or explains the rule. */
 export function parseVersionName(name: string): [number, number, number] {
