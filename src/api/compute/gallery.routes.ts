@@ -96,7 +96,7 @@ export function renderGallery(g: Gallery) {
     tags: g.tags,
     etag: g.etag,
     properties: {
-      ...(g.description !== null ? { description: g.description } : {}),
+      description: g.description ?? undefined,
       identifier: { uniqueName: g.uniqueName },
       provisioningState: g.provisioningState,
     },
@@ -105,7 +105,7 @@ export function renderGallery(g: Gallery) {
 }
 
 export function renderImage(i: GalleryImage) {
-  const opt = <T>(k: string, v: T | null | undefined) => (v === null || v === undefined ? {} : { [k]: v });
+  // Absent optional fields are left undefined (JSON omits them) rather than spread in: spreads make slow objects.
   return {
     id: `/subscriptions/${i.subscriptionId}/resourceGroups/${i.resourceGroup}/providers/Microsoft.Compute/galleries/${i.galleryName}/images/${i.name}`,
     name: i.name,
@@ -114,19 +114,19 @@ export function renderImage(i: GalleryImage) {
     tags: i.tags,
     etag: i.etag,
     properties: {
-      ...opt('description', i.description),
-      ...opt('eula', i.eula),
-      ...opt('privacyStatementUri', i.privacyStatementUri),
-      ...opt('releaseNoteUri', i.releaseNoteUri),
+      description: i.description ?? undefined,
+      eula: i.eula ?? undefined,
+      privacyStatementUri: i.privacyStatementUri ?? undefined,
+      releaseNoteUri: i.releaseNoteUri ?? undefined,
       osType: i.osType,
       osState: i.osState,
       hyperVGeneration: i.hyperVGeneration,
-      ...opt('endOfLifeDate', i.endOfLifeDate),
+      endOfLifeDate: i.endOfLifeDate ?? undefined,
       identifier: i.identifier,
       recommended: i.recommended,
-      ...(i.disallowed.diskTypes ? { disallowed: i.disallowed } : {}),
-      ...opt('purchasePlan', i.purchasePlan),
-      ...(i.features.length ? { features: i.features } : {}),
+      disallowed: i.disallowed.diskTypes ? i.disallowed : undefined,
+      purchasePlan: i.purchasePlan ?? undefined,
+      features: i.features.length ? i.features : undefined,
       architecture: i.architecture,
       provisioningState: i.provisioningState,
     },
