@@ -186,6 +186,8 @@ describe.each(DIALECTS)('ARM conventions (%s)', (dialect) => {
       const subs = await t.call('GET', '/subscriptions?api-version=2022-12-01');
       expect(subs.body.value).toHaveLength(1);
       expect(subs.body.value[0]).toMatchObject({ subscriptionId: t.sub, state: 'Enabled' });
+      expect((await t.call('GET', `/subscriptions/${t.sub}?api-version=2022-12-01`)).body.displayName).toBe('Default');
+      expect((await t.call('GET', '/subscriptions/nope?api-version=2022-12-01')).body.error.code).toBe('SubscriptionNotFound');
       const locs = await t.call('GET', `/subscriptions/${t.sub}/locations?api-version=2022-12-01`);
       expect(locs.body.value.map((l: { name: string }) => l.name)).toEqual(['site-a', 'site-b']);
       expect(locs.body.value[0].metadata.geographyGroup).toBe('local');

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
 import type { Services } from '../../services/index.js';
-import type { ResourceGroup } from '../../services/resource-group.service.js';
+import type { ResourceGroup, Subscription } from '../../services/resource-group.service.js';
 import type { App } from '../app.js';
 import { page, pageQuery, preconditions } from '../arm/arm.js';
 
@@ -41,22 +41,28 @@ export function resourceRoutes(s: Services): FastifyPluginAsync {
     const app = fastify as unknown as App;
     const publicUrl = s.config.publicUrl;
 
+    const renderSubscription = (x: Subscription) => ({
+      id: `/subscriptions/${x.id}`,
+      subscriptionId: x.id,
+      displayName: x.displayName,
+      state: x.state,
+      subscriptionPolicies: { locationPlacementId: 'Public_2014-09-01', quotaId: 'Labforge', spendingLimit: 'Off' },
+      authorizationSource: 'RoleBased',
+    });
+
     app.get(
       '/subscriptions',
       { config: { apiFamily: 'subscriptions', roles: ALL }, schema: { tags: ['subscriptions'], summary: 'List the subscriptions this token may use' } },
-      async () => {
-        const subs = await s.groups.listSubscriptions();
-        return {
-          value: subs.map((x) => ({
-            id: `/subscriptions/${x.id}`,
-            subscriptionId: x.id,
-            displayName: x.displayName,
-            state: x.state,
-            subscriptionPolicies: { locationPlacementId: 'Public_2014-09-01', quotaId: 'Labforge', spendingLimit: 'Off' },
-            authorizationSource: 'RoleBased',
-          })),
-        };
+      async () => ({ value: (await s.groups.listSubscriptions()).map(renderSubscription) }),
+    );
+
+    app.get(
+      '/subscriptions/:sub',
+      {
+        config: { apiFamily: 'subscriptions', roles: ALL },
+        schema: { tags: ['subscriptions'], summary: 'Get a subscription', params: Type.Object({ sub: Type.String() }) },
       },
+      async (req) => renderSubscription(await s.groups.requireSubscription(req.params.sub)),
     );
 
     app.get(
