@@ -1,6 +1,8 @@
 // Wires the services to one metadata store.
 import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
+import type { ChunkStore } from '../imagestore/chunk-store.js';
+import { openRegionStores } from '../imagestore/regions.js';
 import { OperationStore } from '../operations/operation.store.js';
 import { RegionCatalog } from './common.js';
 import { GalleryService } from './gallery.service.js';
@@ -17,6 +19,8 @@ export interface Services {
   versions: ImageVersionService;
   tokens: TokenService;
   operations: OperationStore;
+  /** The image store of each region, by region name. */
+  imageStores: Map<string, ChunkStore>;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -26,5 +30,5 @@ export function createServices(config: Config, store: Store): Services {
   const galleries = new GalleryService(store.db, groups, regions);
   const versions = new ImageVersionService(store.db, galleries, regions, operations);
   const tokens = new TokenService(store.db);
-  return { config, store, regions, groups, galleries, versions, tokens, operations };
+  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores: openRegionStores(config.regions) };
 }

@@ -1,0 +1,67 @@
+// The interface every image-store backend implements (a local directory now,
+// S3-compatible object storage later), and the registry that maps a region's
+// configured driver name to its factory.
+import { LabforgeError } from '../errors.js';
+
+export interface BlobInfo {
+  key: string;
+  size: number;
+}
+
+export interface PutOptions {
+  /** Replace an existing blob (manifests). Chunks never pass this: a chunk that exists is already right. */
+  overwrite?: boolean;
+}
+
+/**
+ * A flat namespace of immutable-once-written blobs, keyed by `/`-separated
+ * names of `[A-Za-z0-9._-]` segments. Writes are atomic: a reader sees the
+ * whole blob or nothing, also after a crash.
+ */
+export interface BlobDriver {
+  readonly kind: string;
+  /** Stores `data` under `key`; returns false (and changes nothing) when the key exists and `overwrite` is not set. */
+  put(key: string, data: Uint8Array, opts?: PutOptions): Promise<boolean>;
+  /** The blob's bytes, or undefined when there is none. */
+  get(key: string): Promise<Buffer | undefined>;
+  /** Size of the blob, or undefined when there is none. */
+  stat(key: string): Promise<BlobInfo | undefined>;
+  /** Removes the blob; returns whether it existed. */
+  delete(key: string): Promise<boolean>;
+  /** Every blob whose key starts with `prefix`, in key order. */
+  list(prefix: string): AsyncIterable<BlobInfo>;
+  /** Renames a blob (quarantine of a corrupt chunk); returns whether `from` existed. */
+  move(from: string, to: string): Promise<boolean>;
+  /** Removes leftovers of writes interrupted by a crash that are older than `olderThanMs`; returns how many. */
+  cleanupTemporary(olderThanMs: number): Promise<number>;
+}
+
+const SEGMENT = /^[A-Za-z0-9._-]+$/;
+
+/** Refuses keys that could escape the store (`..`, absolute paths, empty segments). */
+export function checkKey(key: string): void {
+  const parts = key.split('/');
+  if (key.length === 0 || key.length > 1024 || parts.some((p) => !SEGMENT.test(p) || p === '.' || p === '..')) {
+    throw new LabforgeError(500, 'InvalidBlobKey', `'${key}' is not a valid image-store key.`);
+  }
+}
+
+export type BlobDriverFactory = (options: Record<string, unknown>, context: { region: string }) => BlobDriver;
+
+const factories = new Map<string, BlobDriverFactory>();
+
+export function registerBlobDriver(name: string, factory: BlobDriverFactory): void {
+  factories.set(name, factory);
+}
+
+export function createBlobDriver(region: string, config: { driver: string; options: Record<string, unknown> }): BlobDriver {
+  const factory = factories.get(config.driver);
+  if (!factory) {
+    throw new LabforgeError(
+      500,
+      'UnknownBlobDriver',
+      `Region '${region}' names image-store driver '${config.driver}', which labforge does not have. Use one of: ${[...factories.keys()].join(', ')}.`,
+    );
+  }
+  return factory(config.options, { region });
+}

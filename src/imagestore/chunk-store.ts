@@ -1,0 +1,194 @@
+// Chunks and manifests on top of a blob driver: writing a raw disk stream as
+// chunks, reading it back verified, and storing manifests. Format: index.ts.
+import { createHash } from 'node:crypto';
+import { LabforgeError } from '../errors.js';
+import type { BlobDriver } from './blob-driver.js';
+
+export const DEFAULT_BLOCK_SIZE = 1 << 20;
+export const MANIFEST_FORMAT = 'labforge-manifest/1';
+
+export interface DiskManifest {
+  name: string;
+  virtualSize: number;
+  blockSize: number;
+  /** One entry per block: the chunk's SHA-256 in hex, or null for a block of zeros. */
+  blocks: Array<string | null>;
+}
+
+export interface Manifest {
+  format: typeof MANIFEST_FORMAT;
+  disks: DiskManifest[];
+}
+
+export interface WriteStats {
+  /** Bytes of the guest address space read. */
+  bytesRead: number;
+  /** Chunks this write added to the store (the rest were already there or zero). */
+  chunksCreated: number;
+  bytesCreated: number;
+}
+
+const DIGEST = /^[0-9a-f]{64}$/;
+export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
+export const chunkKey = (digest: string) => `chunks/${digest.slice(0, 2)}/${digest}`;
+
+export class ChunkStore {
+  constructor(
+    readonly driver: BlobDriver,
+    readonly region: string,
+  ) {}
+
+  /** Stores a chunk under its hash; returns the digest and whether it was new. */
+  async putChunk(data: Uint8Array): Promise<{ digest: string; created: boolean }> {
+    const digest = sha256(data);
+    const created = await this.driver.put(chunkKey(digest), data);
+    return { digest, created };
+  }
+
+  /** Stores a chunk that arrived from elsewhere, refusing it unless its bytes hash to the expected digest. */
+  async putVerified(digest: string, data: Uint8Array): Promise<boolean> {
+    const actual = sha256(data);
+    if (actual !== digest) {
+      throw new LabforgeError(
+        502,
+        'ChunkCorrupt',
+        `A chunk sent to region '${this.region}' as ${digest} has content hashing to ${actual}; it was refused and nothing was stored.`,
+      );
+    }
+    return this.driver.put(chunkKey(digest), data);
+  }
+
+  async hasChunk(digest: string): Promise<boolean> {
+    return (await this.driver.stat(chunkKey(digest))) !== undefined;
+  }
+
+  /** Reads a chunk and checks its hash; a missing or corrupt chunk is an error naming it. */
+  async getChunk(digest: string): Promise<Buffer> {
+    if (!DIGEST.test(digest)) throw new LabforgeError(500, 'ManifestCorrupt', `'${digest}' is not a chunk digest.`);
+    const data = await this.driver.get(chunkKey(digest));
+    if (!data) {
+      throw new LabforgeError(
+        500,
+        'ChunkMissing',
+        `Chunk ${digest} is missing from region '${this.region}'. Run \`labforge store verify --region ${this.region}\` to repair it from another region.`,
+      );
+    }
+    if (sha256(data) !== digest) {
+      throw new LabforgeError(
+        500,
+        'ChunkCorrupt',
+        `Chunk ${digest} in region '${this.region}' is corrupt (its content no longer matches its hash). Run \`labforge store verify --region ${this.region}\` to repair it from another region.`,
+      );
+    }
+    return data;
+  }
+
+  /**
+   * Splits a raw disk stream into blocks and stores the non-zero ones.
+   * The stream must yield exactly `virtualSize` bytes.
+   */
+  async writeDisk(
+    name: string,
+    source: AsyncIterable<Uint8Array>,
+    virtualSize: number,
+    opts: { blockSize?: number; onProgress?: (bytesRead: number) => void; signal?: AbortSignal } = {},
+  ): Promise<{ disk: DiskManifest; stats: WriteStats }> {
+    const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const blocks: Array<string | null> = [];
+    const stats: WriteStats = { bytesRead: 0, chunksCreated: 0, bytesCreated: 0 };
+    const zero = Buffer.alloc(blockSize);
+    let pending: Buffer[] = [];
+    let pendingLength = 0;
+    const inflight = new Set<Promise<void>>();
+
+    const storeBlock = async (block: Buffer, index: number) => {
+      const zeroBlock = block.length === blockSize ? block.equals(zero) : block.equals(zero.subarray(0, block.length));
+      if (zeroBlock) {
+        blocks[index] = null;
+        return;
+      }
+      const { digest, created } = await this.putChunk(block);
+      blocks[index] = digest;
+      if (created) {
+        stats.chunksCreated++;
+        stats.bytesCreated += block.length;
+      }
+    };
+    const schedule = async (block: Buffer) => {
+      const index = blocks.length;
+      blocks.push(null);
+      // A few writes in flight overlap hashing with fsync waits.
+      const p = storeBlock(block, index).finally(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= 4) await Promise.race(inflight);
+    };
+
+    for await (const piece of source) {
+      opts.signal?.throwIfAborted();
+      let buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
+      stats.bytesRead += buf.length;
+      if (stats.bytesRead > virtualSize) {
+        throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is longer than its declared virtual size of ${virtualSize} bytes.`);
+      }
+      while (pendingLength + buf.length >= blockSize) {
+        const need = blockSize - pendingLength;
+        pending.push(buf.subarray(0, need));
+        buf = buf.subarray(need);
+        const block = pending.length === 1 ? Buffer.from(pending[0] as Buffer) : Buffer.concat(pending, blockSize);
+        pending = [];
+        pendingLength = 0;
+        await schedule(block);
+      }
+      if (buf.length) {
+        pending.push(Buffer.from(buf));
+        pendingLength += buf.length;
+      }
+      opts.onProgress?.(stats.bytesRead);
+    }
+    if (pendingLength) await schedule(Buffer.concat(pending, pendingLength));
+    await Promise.all(inflight);
+    if (stats.bytesRead !== virtualSize) {
+      throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
+    }
+    return { disk: { name, virtualSize, blockSize, blocks }, stats };
+  }
+
+  /** Streams a disk's raw content, block by block, verifying every chunk. */
+  async *readDisk(disk: DiskManifest): AsyncIterable<Buffer> {
+    const zero = Buffer.alloc(disk.blockSize);
+    for (let i = 0; i < disk.blocks.length; i++) {
+      const length = Math.min(disk.blockSize, disk.virtualSize - i * disk.blockSize);
+      const digest = disk.blocks[i];
+      if (digest === null || digest === undefined) {
+        yield length === disk.blockSize ? zero : zero.subarray(0, length);
+        continue;
+      }
+      const data = await this.getChunk(digest);
+      if (data.length !== length) {
+        throw new LabforgeError(
+          500,
+          'ManifestCorrupt',
+          `Block ${i} of disk '${disk.name}' should be ${length} bytes but its chunk ${digest} has ${data.length}.`,
+        );
+      }
+      yield data;
+    }
+  }
+
+  async putManifest(name: string, manifest: Manifest): Promise<void> {
+    await this.driver.put(`manifests/${name}.json`, Buffer.from(JSON.stringify(manifest)), { overwrite: true });
+  }
+
+  async getManifest(name: string): Promise<Manifest | undefined> {
+    const data = await this.driver.get(`manifests/${name}.json`);
+    if (!data) return undefined;
+    const m = JSON.parse(data.toString('utf8')) as Manifest;
+    if (m.format !== MANIFEST_FORMAT)
+      throw new LabforgeError(500, 'ManifestCorrupt', `Manifest '${name}' in region '${this.region}' has unknown format '${m.format}'.`);
+    return m;
+  }
+
+  async deleteManifest(name: string): Promise<boolean> {
+    return this.driver.delete(`manifests/${name}.json`);
+  }
+}

@@ -1,0 +1,182 @@
+// The `local` blob driver: blobs are files under one directory. A write goes
+// to a temporary file in the target directory, is fsynced, then linked (or,
+// to overwrite, renamed) to its name, and the directory is fsynced, so a crash
+// leaves either the old state or the complete new blob, plus at most a
+// temporary file that cleanupTemporary() removes.
+import { randomBytes } from 'node:crypto';
+import { constants, promises as fs } from 'node:fs';
+import { dirname, join, relative, sep } from 'node:path';
+import { LabforgeError } from '../../errors.js';
+import { type BlobDriver, type BlobInfo, checkKey, type PutOptions, registerBlobDriver } from '../blob-driver.js';
+
+const TMP_PREFIX = '.tmp-';
+
+async function fsyncDir(dir: string): Promise<void> {
+  const h = await fs.open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+}
+
+const isNotFound = (err: unknown) => (err as NodeJS.ErrnoException).code === 'ENOENT';
+
+export class LocalBlobDriver implements BlobDriver {
+  readonly kind = 'local';
+  private readonly madeDirs = new Set<string>();
+
+  constructor(readonly root: string) {}
+
+  private path(key: string): string {
+    checkKey(key);
+    return join(this.root, ...key.split('/'));
+  }
+
+  private async ensureDir(dir: string): Promise<void> {
+    if (this.madeDirs.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    this.madeDirs.add(dir);
+  }
+
+  async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<boolean> {
+    const target = this.path(key);
+    const dir = dirname(target);
+    await this.ensureDir(dir);
+    if (!opts.overwrite && (await this.exists(target))) return false;
+    const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const h = await fs.open(tmp, 'wx', 0o644);
+    try {
+      await h.writeFile(data);
+      await h.sync();
+    } finally {
+      await h.close();
+    }
+    let created = true;
+    try {
+      if (opts.overwrite) {
+        await fs.rename(tmp, target);
+      } else {
+        // link() fails if the name exists: two writers of the same chunk cannot clobber each other.
+        try {
+          await fs.link(tmp, target);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+          created = false;
+        }
+        await fs.unlink(tmp);
+      }
+    } catch (err) {
+      await fs.rm(tmp, { force: true });
+      throw err;
+    }
+    await fsyncDir(dir);
+    return created;
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    try {
+      await fs.access(path);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async get(key: string): Promise<Buffer | undefined> {
+    try {
+      return await fs.readFile(this.path(key));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async stat(key: string): Promise<BlobInfo | undefined> {
+    try {
+      const s = await fs.stat(this.path(key));
+      return { key, size: s.size };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<boolean> {
+    const p = this.path(key);
+    try {
+      await fs.unlink(p);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    await fsyncDir(dirname(p));
+    return true;
+  }
+
+  async move(from: string, to: string): Promise<boolean> {
+    const src = this.path(from);
+    const dst = this.path(to);
+    await this.ensureDir(dirname(dst));
+    try {
+      await fs.rename(src, dst);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+    await fsyncDir(dirname(dst));
+    if (dirname(src) !== dirname(dst)) await fsyncDir(dirname(src));
+    return true;
+  }
+
+  async *list(prefix: string): AsyncIterable<BlobInfo> {
+    const keys: BlobInfo[] = [];
+    // Walk only below the directory the prefix names.
+    const dirPart = prefix.includes('/') ? prefix.slice(0, prefix.lastIndexOf('/')) : '';
+    if (dirPart) checkKey(dirPart);
+    await this.walk(dirPart ? join(this.root, ...dirPart.split('/')) : this.root, keys);
+    keys.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    for (const k of keys) if (k.key.startsWith(prefix)) yield k;
+  }
+
+  private async walk(dir: string, out: BlobInfo[], tmpOut?: string[]): Promise<void> {
+    let entries: import('node:fs').Dirent[];
+    try {
+      entries = await fs.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (isNotFound(err)) return;
+      throw err;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) await this.walk(p, out, tmpOut);
+      else if (e.name.startsWith(TMP_PREFIX)) tmpOut?.push(p);
+      else if (e.isFile()) out.push({ key: relative(this.root, p).split(sep).join('/'), size: (await fs.stat(p)).size });
+    }
+  }
+
+  async cleanupTemporary(olderThanMs: number): Promise<number> {
+    const tmps: string[] = [];
+    await this.walk(this.root, [], tmps);
+    let removed = 0;
+    for (const t of tmps) {
+      const s = await fs.stat(t).catch(() => undefined);
+      if (s && Date.now() - s.mtimeMs >= olderThanMs) {
+        await fs.rm(t, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
+
+registerBlobDriver('local', (options, { region }) => {
+  if (typeof options.path !== 'string' || options.path === '') {
+    throw new LabforgeError(
+      500,
+      'InvalidBlobDriverOptions',
+      `Region '${region}': the local image-store driver needs options.path, the directory to keep images in.`,
+    );
+  }
+  return new LocalBlobDriver(options.path);
+});
