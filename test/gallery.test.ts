@@ -144,6 +144,11 @@ describe.each(DIALECTS)('gallery rules (%s)', (dialect) => {
     expect(plain.body.properties.replicationStatus).toBeUndefined();
     const v = await t.call('GET', `${base}/main/images/rep/versions/1.0.0?${COMPUTE}&$expand=ReplicationStatus`);
     expect(v.body.properties.provisioningState).toBe('Succeeded');
+    const stored = await t.server.services.versions.get(t.sub, 'rg', 'main', 'rep', '1.0.0');
+    for (const region of ['site-a', 'site-b']) {
+      const m = await t.server.services.imageStores.get(region)?.getManifest(stored.key);
+      expect(m?.disks[0]).toEqual({ name: 'os', virtualSize: 4 * 2 ** 30, blockSize: 2 ** 20, blocks: [] });
+    }
     expect(v.body.properties.replicationStatus.aggregatedState).toBe('Completed');
     expect(v.body.properties.publishingProfile.targetRegions).toContainEqual({ name: 'site-b', regionalReplicaCount: 3, storageAccountType: 'Premium_LRS' });
     // Dropping a region is an update that runs as an operation.
@@ -154,6 +159,12 @@ describe.each(DIALECTS)('gallery rules (%s)', (dialect) => {
     expect((await waitForOperation(t, drop.headers['azure-asyncoperation'] as string)).status).toBe('Succeeded');
     const after = await t.call('GET', `${base}/main/images/rep/versions/1.0.0?${COMPUTE}&$expand=ReplicationStatus`);
     expect(after.body.properties.replicationStatus.summary.map((s: { region: string }) => s.region)).toEqual(['site-a']);
+    // The replica in the dropped region is gone; the one in the gallery's region stays.
+    const key = (await t.server.services.versions.get(t.sub, 'rg', 'main', 'rep', '1.0.0')).key;
+    expect(await t.server.services.imageStores.get('site-a')?.hasManifest(key)).toBe(true);
+    expect(await t.server.services.imageStores.get('site-b')?.hasManifest(key)).toBe(false);
+    expect((await t.call('DELETE', `${base}/main/images/rep/versions/1.0.0?${COMPUTE}`)).status).toBe(200);
+    expect(await t.server.services.imageStores.get('site-a')?.hasManifest(key)).toBe(false);
   });
 
   it('refuses target lists without the gallery region or with duplicates', async () => {

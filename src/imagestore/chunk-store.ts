@@ -11,7 +11,7 @@ export interface DiskManifest {
   name: string;
   virtualSize: number;
   blockSize: number;
-  /** One entry per block: the chunk's SHA-256 in hex, or null for a block of zeros. */
+  /** One entry per block: the chunk's SHA-256 in hex, or null for a block of zeros. Blocks past the end of the list are zeros. */
   blocks: Array<string | null>;
 }
 
@@ -31,6 +31,13 @@ export interface WriteStats {
 const DIGEST = /^[0-9a-f]{64}$/;
 export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
 export const chunkKey = (digest: string) => `chunks/${digest.slice(0, 2)}/${digest}`;
+
+/** The distinct chunk digests a manifest refers to. */
+export function manifestDigests(m: Manifest): string[] {
+  const set = new Set<string>();
+  for (const d of m.disks) for (const b of d.blocks) if (b) set.add(b);
+  return [...set];
+}
 
 export class ChunkStore {
   constructor(
@@ -150,13 +157,15 @@ export class ChunkStore {
     if (stats.bytesRead !== virtualSize) {
       throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
     }
+    while (blocks.length && blocks[blocks.length - 1] === null) blocks.pop();
     return { disk: { name, virtualSize, blockSize, blocks }, stats };
   }
 
   /** Streams a disk's raw content, block by block, verifying every chunk. */
   async *readDisk(disk: DiskManifest): AsyncIterable<Buffer> {
     const zero = Buffer.alloc(disk.blockSize);
-    for (let i = 0; i < disk.blocks.length; i++) {
+    const count = Math.ceil(disk.virtualSize / disk.blockSize);
+    for (let i = 0; i < count; i++) {
       const length = Math.min(disk.blockSize, disk.virtualSize - i * disk.blockSize);
       const digest = disk.blocks[i];
       if (digest === null || digest === undefined) {
@@ -186,6 +195,10 @@ export class ChunkStore {
     if (m.format !== MANIFEST_FORMAT)
       throw new LabforgeError(500, 'ManifestCorrupt', `Manifest '${name}' in region '${this.region}' has unknown format '${m.format}'.`);
     return m;
+  }
+
+  async hasManifest(name: string): Promise<boolean> {
+    return (await this.driver.stat(`manifests/${name}.json`)) !== undefined;
   }
 
   async deleteManifest(name: string): Promise<boolean> {

@@ -19,7 +19,8 @@
  *
  * Manifest: {"format": "labforge-manifest/1", "disks": [{"name": "os" |
  * "data-<lun>", "virtualSize": bytes, "blockSize": bytes, "blocks": [digest |
- * null, ...]}]}.
+ * null, ...]}]}. Blocks past the end of `blocks` are zeros, so an empty disk of
+ * any size has `"blocks": []`.
  *
  * Writes: blobs are written to a temporary name, fsynced, linked into place
  * (never replacing an existing chunk: inserting an existing chunk is a no-op)

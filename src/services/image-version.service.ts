@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, GalleryImageVersionTable } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
+import { type ChunkStore, DEFAULT_BLOCK_SIZE, MANIFEST_FORMAT, type Manifest } from '../imagestore/chunk-store.js';
+import { replicateVersion } from '../imagestore/replicate.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
 import {
@@ -139,6 +141,7 @@ export class ImageVersionService {
     private readonly galleries: GalleryService,
     private readonly regions: RegionCatalog,
     private readonly operations: OperationStore,
+    private readonly imageStores: Map<string, ChunkStore>,
   ) {}
 
   private async versionRow(db: Db, imageId: string, name: string, lock = false) {
@@ -471,11 +474,11 @@ export class ImageVersionService {
   }
 
   async delete(sub: string, rg: string, gallery: string, image: string, name: string, pre?: Preconditions): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
+    const deleted = await this.db.transaction().execute(async (tx) => {
       const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
       const row = await this.versionRow(tx, img.id, name, true);
       checkPreconditions(`Image version '${name}'`, row?.etag, pre);
-      if (!row) return false;
+      if (!row) return undefined;
       const active = await this.operations.activeFor(tx, versionArmId(toVersion(row, g.name, img.name)));
       if (active) {
         throw conflict(
@@ -483,8 +486,11 @@ export class ImageVersionService {
         );
       }
       await tx.deleteFrom('gallery_image_versions').where('id', '=', row.id).execute();
-      return true;
+      return row.id;
     });
+    if (!deleted) return false;
+    await this.dropManifests(deleted);
+    return true;
   }
 
   // ---- operation handlers ----
@@ -507,28 +513,87 @@ export class ImageVersionService {
   }
 
   /** Copies the version's content to each target region that does not hold it yet, reporting progress. */
+  private regionStore(region: string): ChunkStore {
+    const store = this.imageStores.get(region);
+    if (!store) throw new LabforgeError(500, 'RegionNotConfigured', `Region '${region}' has no image store configured on this server.`);
+    return store;
+  }
+
+  /** Writes the version's manifest in its home region: the disks of its source, or empty disks. */
+  private async writeContent(row: GalleryImageVersionTable): Promise<void> {
+    const home = this.regionStore(row.location);
+    const storage = JSON.parse(row.storage_profile) as VersionStorage;
+    let manifest: Manifest;
+    if (storage.sourceId) {
+      const m =
+        /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)\/images\/([^/]+)\/versions\/([^/]+)$/i.exec(
+          storage.sourceId,
+        );
+      const [, sub, rg, g, i, v] = m as unknown as string[];
+      const source = await this.get(sub as string, rg as string, g as string, i as string, v as string);
+      const found = await home.getManifest(source.key);
+      if (!found) {
+        throw new LabforgeError(
+          409,
+          'SourceNotReplicated',
+          `The source version ${source.name} has no completed replica in region '${row.location}'. Add '${row.location}' to its target regions, wait for replication, then retry.`,
+        );
+      }
+      manifest = found;
+    } else {
+      const empty = (name: string, d: DiskImage) => ({ name, virtualSize: d.sizeGB * 2 ** 30, blockSize: DEFAULT_BLOCK_SIZE, blocks: [] });
+      manifest = {
+        format: MANIFEST_FORMAT,
+        disks: [empty('os', storage.osDisk), ...storage.dataDisks.map((d) => empty(`data-${d.lun}`, d))],
+      };
+    }
+    await home.putManifest(row.id, manifest);
+  }
+
+  /** Copies the version to each target region that lacks it (only the missing chunks), reporting progress. */
   private async replicateAll(ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0], base: number): Promise<void> {
     const { versionKey } = ctx.input;
     const row = await this.loadForOperation(this.db, versionKey);
     const targets = JSON.parse(row.target_regions) as TargetRegion[];
+    const home = this.regionStore(row.location);
     let i = 0;
     for (const t of targets) {
       await ctx.step(`replicate:${t.name}`, async () => {
         await this.setReplication(this.db, versionKey, t.name, { state: 'Replicating', progress: 0 });
-        // Content moves between regional image stores once the image store exists; metadata is all a version has yet.
+        let last = 0;
+        const result = await replicateVersion(home, this.regionStore(t.name), versionKey, {
+          signal: ctx.signal,
+          onProgress: (p) => {
+            if (Date.now() - last < 500 || p.chunksTotal === 0) return;
+            last = Date.now();
+            const pct = Math.floor((100 * p.chunksDone) / p.chunksTotal);
+            void this.setReplication(this.db, versionKey, t.name, { state: 'Replicating', progress: pct }).catch(() => undefined);
+          },
+        });
         await this.setReplication(this.db, versionKey, t.name, { state: 'Completed', progress: 100 });
         i += 1;
-        await ctx.progress(base + ((100 - base) * i) / targets.length, `Replicated to ${t.name}`);
+        const sent = t.name === row.location ? 'source region' : `${result.chunksTotal - result.chunksSkipped} chunks, ${result.bytesSent} bytes sent`;
+        await ctx.progress(base + ((100 - base) * i) / targets.length, `Replicated to ${t.name} (${sent})`);
       });
     }
-    // Regions dropped from the target list lose their replica.
+    // Regions dropped from the target list lose their replica (its chunks go at the next garbage collection).
     const replication = JSON.parse((await this.loadForOperation(this.db, versionKey)).replication) as Record<string, RegionReplication>;
-    for (const region of Object.keys(replication)) if (!targets.some((t) => t.name === region)) delete replication[region];
+    for (const region of Object.keys(replication)) {
+      if (!targets.some((t) => t.name === region)) {
+        await this.imageStores.get(region)?.deleteManifest(versionKey);
+        delete replication[region];
+      }
+    }
     await this.db
       .updateTable('gallery_image_versions')
       .set({ replication: JSON.stringify(replication) })
       .where('id', '=', versionKey)
       .execute();
+  }
+
+  /** Removes a version's manifests from every region (its chunks go at the next garbage collection). */
+  private async dropManifests(versionKey: string): Promise<void> {
+    for (const store of this.imageStores.values()) await store.deleteManifest(versionKey);
   }
 
   private markFailed = async (tx: Transaction<Database>, versionKey: string, details: string) => {
@@ -550,8 +615,9 @@ export class ImageVersionService {
         run: async (ctx) => {
           await ctx.step('content', async () => {
             const row = await this.loadForOperation(this.db, ctx.input.versionKey);
+            await this.writeContent(row);
             const storage = JSON.parse(row.storage_profile) as VersionStorage;
-            await ctx.progress(10, `Prepared ${1 + storage.dataDisks.length} disk(s)`);
+            await ctx.progress(10, `Stored ${1 + storage.dataDisks.length} disk(s) in ${row.location}`);
           });
           await this.replicateAll(ctx, 10);
           await ctx.complete('Succeeded', async (tx) => {
@@ -565,6 +631,7 @@ export class ImageVersionService {
         onCancel: async (ctx, tx) => {
           // A version whose content never finished must not remain: remove it.
           await tx.deleteFrom('gallery_image_versions').where('id', '=', ctx.input.versionKey).execute();
+          await this.dropManifests(ctx.input.versionKey);
         },
         onFailure: async (ctx, tx, error) => this.markFailed(tx, ctx.input.versionKey, error.message),
       },

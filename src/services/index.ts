@@ -28,7 +28,8 @@ export function createServices(config: Config, store: Store): Services {
   const operations = new OperationStore(store.db, store.dialect);
   const groups = new ResourceGroupService(store.db, regions);
   const galleries = new GalleryService(store.db, groups, regions);
-  const versions = new ImageVersionService(store.db, galleries, regions, operations);
+  const imageStores = openRegionStores(config.regions);
+  const versions = new ImageVersionService(store.db, galleries, regions, operations, imageStores);
   const tokens = new TokenService(store.db);
-  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores: openRegionStores(config.regions) };
+  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores };
 }

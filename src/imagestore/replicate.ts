@@ -1,0 +1,55 @@
+// Replication of a version between two regions' chunk stores: send only the
+// chunks the target lacks, verify each on arrival, write the manifest last.
+// Re-running after a crash skips what already arrived.
+import { LabforgeError } from '../errors.js';
+import { type ChunkStore, manifestDigests } from './chunk-store.js';
+
+export interface ReplicationProgress {
+  chunksDone: number;
+  chunksTotal: number;
+  bytesSent: number;
+}
+
+export interface ReplicationResult extends ReplicationProgress {
+  chunksSkipped: number;
+}
+
+export async function replicateVersion(
+  source: ChunkStore,
+  target: ChunkStore,
+  name: string,
+  opts: { signal?: AbortSignal; onProgress?: (p: ReplicationProgress) => void; concurrency?: number } = {},
+): Promise<ReplicationResult> {
+  const manifest = await source.getManifest(name);
+  if (!manifest) {
+    throw new LabforgeError(500, 'ReplicaSourceMissing', `Region '${source.region}' has no complete copy of this version to replicate from.`);
+  }
+  const digests = manifestDigests(manifest);
+  const result: ReplicationResult = { chunksDone: 0, chunksTotal: digests.length, bytesSent: 0, chunksSkipped: 0 };
+  if (await target.hasManifest(name)) {
+    result.chunksDone = digests.length;
+    result.chunksSkipped = digests.length;
+    return result;
+  }
+  let next = 0;
+  const worker = async () => {
+    while (next < digests.length) {
+      opts.signal?.throwIfAborted();
+      const digest = digests[next++] as string;
+      if (await target.hasChunk(digest)) {
+        result.chunksSkipped++;
+      } else {
+        const data = await source.getChunk(digest);
+        await target.putVerified(digest, data);
+        result.bytesSent += data.length;
+      }
+      result.chunksDone++;
+      opts.onProgress?.(result);
+    }
+  };
+  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
+  opts.signal?.throwIfAborted();
+  // The manifest is the commit point: only now is the replica usable.
+  await target.putManifest(name, manifest);
+  return result;
+}
