@@ -11,6 +11,7 @@ import { checkApiVersion } from './arm/arm.js';
 import { computeRoutes } from './compute/gallery.routes.js';
 import { coreRoutes } from './core.routes.js';
 import { resourceRoutes } from './resources/resources.routes.js';
+import { uploadRoutes } from './uploads.routes.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -186,5 +187,6 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(resourceRoutes(services));
   await app.register(computeRoutes(services));
   await app.register(coreRoutes(services));
+  await app.register(uploadRoutes(services));
   return app;
 }

@@ -63,6 +63,7 @@ export const ConfigFileSchema = Type.Object(
       ),
     ),
     api: Type.Optional(Type.Object({ defaultPageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false })),
+    images: Type.Optional(Type.Object({ maxDiskSizeGB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })) }, { additionalProperties: false })),
   },
   { additionalProperties: false },
 );
@@ -85,6 +86,8 @@ export interface Config {
   regions: RegionConfig[];
   operations: { leaseSeconds: number; pollMilliseconds: number; concurrency: number };
   api: { defaultPageSize: number };
+  /** Largest disk (virtual size and upload size) accepted, in bytes. */
+  images: { maxDiskBytes: number };
   adminToken?: string;
   /** Where the settings came from, for `labforge doctor` and the start banner. */
   source: string;
@@ -215,6 +218,7 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
       concurrency: file.operations?.concurrency ?? 4,
     },
     api: { defaultPageSize: file.api?.defaultPageSize ?? 100 },
+    images: { maxDiskBytes: (file.images?.maxDiskSizeGB ?? 2048) * 2 ** 30 },
     adminToken: env.LABFORGE_ADMIN_TOKEN,
     source,
   };

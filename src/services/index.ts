@@ -9,6 +9,7 @@ import { GalleryService } from './gallery.service.js';
 import { ImageVersionService } from './image-version.service.js';
 import { ResourceGroupService } from './resource-group.service.js';
 import { TokenService } from './token.service.js';
+import { UploadService } from './upload.service.js';
 
 export interface Services {
   config: Config;
@@ -21,6 +22,7 @@ export interface Services {
   operations: OperationStore;
   /** The image store of each region, by region name. */
   imageStores: Map<string, ChunkStore>;
+  uploads: UploadService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -31,5 +33,6 @@ export function createServices(config: Config, store: Store): Services {
   const imageStores = openRegionStores(config.regions);
   const versions = new ImageVersionService(store.db, galleries, regions, operations, imageStores);
   const tokens = new TokenService(store.db);
-  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores };
+  const uploads = new UploadService(config.dataDir);
+  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads };
 }
