@@ -1,5 +1,7 @@
 // Starts labforge: config → metadata store → operation workers → HTTPS API.
 import { mkdirSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type App, buildApp } from './api/app.js';
 import type { Config } from './config/config.js';
 import { openStore, type Store } from './db/database.js';
@@ -37,6 +39,7 @@ export async function bootstrap(services: Services, presetAdminToken?: string): 
 export function createWorker(services: Services, env: NodeJS.ProcessEnv = process.env): OperationWorker {
   const worker = new OperationWorker(services.store.db, services.operations, { ...services.config.operations, ...faultInjection(env) });
   for (const h of services.versions.handlers()) worker.register(h);
+  for (const h of services.imageStoreMaintenance.handlers()) worker.register(h);
   return worker;
 }
 
@@ -52,6 +55,9 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
       );
     }
     const firstAdminToken = await bootstrap(services, config.adminToken);
+    // Leftovers of work a crash interrupted: temporary files are never finished content.
+    await rm(join(config.dataDir, 'tmp'), { recursive: true, force: true });
+    for (const regionStore of services.imageStores.values()) await regionStore.driver.cleanupTemporary(0);
     const tls = config.tls.enabled ? ensureTls(config.dataDir, config.tls, config.listen.host) : undefined;
     const app = await buildApp(services, { https: tls, logger: opts.logger ? { level: 'info' } : false });
     await app.listen({ host: config.listen.host, port: config.listen.port });

@@ -5,9 +5,10 @@ import { forbidden, notFound } from '../errors.js';
 import type { Operation, OperationState } from '../operations/operation.store.js';
 import type { Principal } from '../services/common.js';
 import type { Services } from '../services/index.js';
+import { STORE_GC, STORE_VERIFY } from '../services/store.service.js';
 import type { TokenInfo } from '../services/token.service.js';
 import type { App } from './app.js';
-import { baseUrl, renderOperation } from './arm/arm.js';
+import { baseUrl, lroHeaders, renderOperation } from './arm/arm.js';
 
 const OpParams = Type.Object({ sub: Type.String(), id: Type.String() });
 const ALL = ['admin', 'creator', 'user'] as const;
@@ -110,6 +111,44 @@ export function coreRoutes(s: Services): FastifyPluginAsync {
         const after = op.state === 'InProgress' ? await s.operations.requestCancel(op.id) : op;
         reply.status(op.state === 'InProgress' ? 202 : 200);
         return renderOperation(after as Operation);
+      },
+    );
+
+    // ---- image stores (admin only) ----
+    const StoreQuery = Type.Object({ 'api-version': Type.Optional(Type.String()), region: Type.Optional(Type.String()) });
+    for (const [action, kind, summary] of [
+      ['verify', STORE_VERIFY, 'Re-hash every chunk, quarantine corrupt ones and repair them from another region (long-running)'],
+      ['gc', STORE_GC, 'Free chunks no version uses any more, after a grace period (long-running)'],
+    ] as const) {
+      app.post(
+        `/subscriptions/:sub/providers/Labforge.Core/imageStores/${action}`,
+        {
+          config: { apiFamily: 'labforge', roles: ['admin'] },
+          schema: { tags: ['imageStores'], summary, params: Type.Object({ sub: Type.String() }), querystring: StoreQuery },
+        },
+        async (req, reply) => {
+          await s.groups.requireSubscription(req.params.sub);
+          const op = await s.imageStoreMaintenance.start(kind, req.principal, req.params.sub, req.query.region);
+          lroHeaders(reply, req, s.config.publicUrl, op);
+          reply.status(202);
+          return renderOperation(op);
+        },
+      );
+    }
+    app.get(
+      '/subscriptions/:sub/providers/Labforge.Core/imageStores/usage',
+      {
+        config: { apiFamily: 'labforge', roles: ['admin'] },
+        schema: {
+          tags: ['imageStores'],
+          summary: 'Stored bytes and monthly cost per region and per version',
+          params: Type.Object({ sub: Type.String() }),
+          querystring: StoreQuery,
+        },
+      },
+      async (req) => {
+        await s.groups.requireSubscription(req.params.sub);
+        return s.imageStoreMaintenance.usage(req.query.region);
       },
     );
 

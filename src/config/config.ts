@@ -63,7 +63,16 @@ export const ConfigFileSchema = Type.Object(
       ),
     ),
     api: Type.Optional(Type.Object({ defaultPageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false })),
-    images: Type.Optional(Type.Object({ maxDiskSizeGB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })) }, { additionalProperties: false })),
+    images: Type.Optional(
+      Type.Object(
+        {
+          maxDiskSizeGB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })),
+          pricePerGiBMonth: Type.Optional(Type.Number({ minimum: 0 })),
+          gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -87,7 +96,7 @@ export interface Config {
   operations: { leaseSeconds: number; pollMilliseconds: number; concurrency: number };
   api: { defaultPageSize: number };
   /** Largest disk (virtual size and upload size) accepted, in bytes. */
-  images: { maxDiskBytes: number };
+  images: { maxDiskBytes: number; pricePerGiBMonth: number; gcGraceSeconds: number };
   adminToken?: string;
   /** Where the settings came from, for `labforge doctor` and the start banner. */
   source: string;
@@ -218,7 +227,11 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
       concurrency: file.operations?.concurrency ?? 4,
     },
     api: { defaultPageSize: file.api?.defaultPageSize ?? 100 },
-    images: { maxDiskBytes: (file.images?.maxDiskSizeGB ?? 2048) * 2 ** 30 },
+    images: {
+      maxDiskBytes: (file.images?.maxDiskSizeGB ?? 2048) * 2 ** 30,
+      pricePerGiBMonth: file.images?.pricePerGiBMonth ?? 0.05,
+      gcGraceSeconds: file.images?.gcGraceSeconds ?? 3600,
+    },
     adminToken: env.LABFORGE_ADMIN_TOKEN,
     source,
   };

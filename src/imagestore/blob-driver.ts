@@ -6,6 +6,8 @@ import { LabforgeError } from '../errors.js';
 export interface BlobInfo {
   key: string;
   size: number;
+  /** Last write or touch, in ms since the epoch (garbage collection spares recent blobs). */
+  modifiedMs?: number;
 }
 
 export interface PutOptions {
@@ -20,7 +22,7 @@ export interface PutOptions {
  */
 export interface BlobDriver {
   readonly kind: string;
-  /** Stores `data` under `key`; returns false (and changes nothing) when the key exists and `overwrite` is not set. */
+  /** Stores `data` under `key`; returns false when the key exists and `overwrite` is not set (the existing blob is only touched, so garbage collection spares it). */
   put(key: string, data: Uint8Array, opts?: PutOptions): Promise<boolean>;
   /** The blob's bytes, or undefined when there is none. */
   get(key: string): Promise<Buffer | undefined>;

@@ -6,7 +6,9 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database, GalleryImageVersionTable } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
-import { type ChunkStore, DEFAULT_BLOCK_SIZE, MANIFEST_FORMAT, type Manifest } from '../imagestore/chunk-store.js';
+import { type ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, MANIFEST_FORMAT, type Manifest } from '../imagestore/chunk-store.js';
+import { EXPORT_FORMATS, type ExportStream, exportDisk } from '../imagestore/export.js';
+import { importDisk } from '../imagestore/import.js';
 import { replicateVersion } from '../imagestore/replicate.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
@@ -24,6 +26,7 @@ import {
   resourceMeta,
 } from './common.js';
 import { type GalleryService, galleryArmId } from './gallery.service.js';
+import { UploadService } from './upload.service.js';
 
 export type ReplicationState = 'Unknown' | 'Replicating' | 'Completed' | 'Failed';
 export type StorageAccountType = 'Standard_LRS' | 'Standard_ZRS' | 'Premium_LRS';
@@ -41,7 +44,7 @@ export interface RegionReplication {
 }
 
 /** Where a disk's content comes from. `empty` is a blank disk of the given size. */
-export type DiskSource = { kind: 'empty'; uri: string } | { kind: 'version'; id: string };
+export type DiskSource = { kind: 'empty'; uri: string } | { kind: 'version'; id: string } | { kind: 'upload'; uri: string; uploadId: string; format?: string };
 
 export interface DiskImage {
   sizeGB: number;
@@ -142,6 +145,8 @@ export class ImageVersionService {
     private readonly regions: RegionCatalog,
     private readonly operations: OperationStore,
     private readonly imageStores: Map<string, ChunkStore>,
+    private readonly uploads: UploadService,
+    private readonly importSettings: { maxDiskBytes: number; tmpDir: string },
   ) {}
 
   private async versionRow(db: Db, imageId: string, name: string, lock = false) {
@@ -269,11 +274,11 @@ export class ImageVersionService {
     return { targets, replicaCount };
   }
 
-  private async checkStorage(input: ImageVersionInput): Promise<VersionStorage> {
+  private async checkStorage(p: Principal, input: ImageVersionInput): Promise<VersionStorage> {
     const sp = input.storageProfile;
     const unsupported = (what: string, field: string) =>
       invalidParameter(
-        `${what} is not supported by this labforge server yet. Create the version from another gallery image version (storageProfile.source.id) or as an empty disk (storageProfile.osDiskImage.source.uri = "labforge:empty-disk?sizeGB=N").`,
+        `${what} is not supported by this labforge server. Upload the disk to /uploads and use the upload's URL as storageProfile.osDiskImage.source.uri, create the version from another gallery image version (storageProfile.source.id), or as an empty disk ("labforge:empty-disk?sizeGB=N").`,
         field,
       );
     if (!sp || (!sp.source && !sp.osDiskImage)) {
@@ -312,25 +317,32 @@ export class ImageVersionService {
       }
       return { sourceId: versionArmId(src), osDisk: src.storage.osDisk, dataDisks: src.storage.dataDisks };
     }
-    const disk = (d: { hostCaching?: string; source?: { id?: string; uri?: string } } | undefined, field: string, lun?: number): DiskImage => {
+    const disk = async (d: { hostCaching?: string; source?: { id?: string; uri?: string } } | undefined, field: string, lun?: number): Promise<DiskImage> => {
       const uri = d?.source?.uri;
       if (!uri) {
         if (d?.source?.id) throw unsupported(`A managed disk or snapshot source ('${d.source.id}')`, `${field}.source.id`);
         throw invalidParameter(`${field}.source.uri is required.`, `${field}.source.uri`);
       }
+      const caching = (['None', 'ReadOnly', 'ReadWrite'] as const).find((c) => c.toLowerCase() === (d?.hostCaching ?? 'ReadWrite').toLowerCase());
+      if (!caching)
+        throw invalidParameter(`'${d?.hostCaching}' is not a valid hostCaching. Allowed values: None, ReadOnly, ReadWrite.`, `${field}.hostCaching`);
+      const extra = lun !== undefined ? { lun } : {};
+      if (UploadService.idFromUri(uri)) {
+        const upload = await this.uploads.requireForImport(p, uri, `${field}.source.uri`);
+        // The size is known once the inspector has read the disk.
+        return { sizeGB: 0, hostCaching: caching, source: { kind: 'upload', uri, uploadId: upload.id }, ...extra };
+      }
       const m = EMPTY_DISK.exec(uri);
       if (!m) throw unsupported(`Importing a disk from '${uri}'`, `${field}.source.uri`);
       const sizeGB = Number(m[1]);
       if (sizeGB < 1 || sizeGB > 32767) throw invalidParameter(`An empty disk must be 1 to 32767 GB; got ${sizeGB}.`, `${field}.source.uri`);
-      const caching = (['None', 'ReadOnly', 'ReadWrite'] as const).find((c) => c.toLowerCase() === (d?.hostCaching ?? 'ReadWrite').toLowerCase());
-      if (!caching)
-        throw invalidParameter(`'${d?.hostCaching}' is not a valid hostCaching. Allowed values: None, ReadOnly, ReadWrite.`, `${field}.hostCaching`);
-      return { sizeGB, hostCaching: caching, source: { kind: 'empty', uri }, ...(lun !== undefined ? { lun } : {}) };
+      return { sizeGB, hostCaching: caching, source: { kind: 'empty', uri }, ...extra };
     };
+
     if (!sp.osDiskImage)
       throw invalidParameter('storageProfile.osDiskImage is required: every image version has an OS disk.', 'properties.storageProfile.osDiskImage');
     const luns = new Set<number>();
-    const dataDisks = (sp.dataDiskImages ?? []).map((d, i) => {
+    const dataDiskInputs = (sp.dataDiskImages ?? []).map((d, i) => {
       const field = `properties.storageProfile.dataDiskImages[${i}]`;
       if (!Number.isInteger(d.lun) || (d.lun as number) < 0 || (d.lun as number) > 63)
         throw invalidParameter(`${field}.lun must be a whole number from 0 to 63.`, `${field}.lun`);
@@ -338,7 +350,9 @@ export class ImageVersionService {
       luns.add(d.lun as number);
       return disk(d, field, d.lun);
     });
-    return { osDisk: disk(sp.osDiskImage, 'properties.storageProfile.osDiskImage'), dataDisks };
+    const dataDisks: DiskImage[] = [];
+    for (const d of dataDiskInputs) dataDisks.push(await d);
+    return { osDisk: await disk(sp.osDiskImage, 'properties.storageProfile.osDiskImage'), dataDisks };
   }
 
   /** Creates a version (an operation) or updates its publishing profile (an operation when regions change). */
@@ -371,7 +385,7 @@ export class ImageVersionService {
     const { image: img0 } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
     // Resolve the content source before the write transaction: it may read other versions.
     const exists = await this.versionRow(this.db, img0.id, name);
-    const storage = exists || mode === 'patch' ? undefined : await this.checkStorage(input);
+    const storage = exists || mode === 'patch' ? undefined : await this.checkStorage(p, input);
 
     const result = await this.db.transaction().execute(async (tx) => {
       const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
@@ -493,6 +507,43 @@ export class ImageVersionService {
     return true;
   }
 
+  /** Streams one disk of a version from a region where its replica is complete. */
+  async exportContent(
+    sub: string,
+    rg: string,
+    gallery: string,
+    image: string,
+    name: string,
+    opts: { format: string; disk?: string; region?: string },
+  ): Promise<ExportStream & { fileName: string }> {
+    const v = await this.get(sub, rg, gallery, image, name);
+    const format = EXPORT_FORMATS.find((f) => f === opts.format.toLowerCase());
+    if (!format) throw invalidParameter(`'${opts.format}' is not an export format. Use one of: ${EXPORT_FORMATS.join(', ')}.`, 'format');
+    const region = opts.region ? this.regions.require(opts.region, 'region').name : v.location;
+    if (v.provisioningState !== 'Succeeded' && v.provisioningState !== 'Updating') {
+      throw conflict(`Version ${v.name} is ${v.provisioningState}; only a version whose content is complete can be downloaded.`);
+    }
+    if (v.replication[region]?.state !== 'Completed') {
+      const done = Object.entries(v.replication)
+        .filter(([, r]) => r.state === 'Completed')
+        .map(([n]) => n);
+      throw conflict(
+        `Version ${v.name} has no completed replica in region '${region}'. Download it from ${done.join(' or ') || 'another region'}, or wait for replication.`,
+        'region',
+      );
+    }
+    const manifest = await this.regionStore(region).getManifest(v.key);
+    const diskName = opts.disk ?? 'os';
+    const disk = manifest?.disks.find((d) => d.name === diskName);
+    if (!manifest || !disk) {
+      const names = manifest?.disks.map((d) => d.name).join(', ') ?? 'none';
+      throw notFound('ResourceNotFound', `Version ${v.name} has no disk '${diskName}' in region '${region}'. Its disks: ${names}.`);
+    }
+    const out = await exportDisk(this.regionStore(region), disk, format, this.importSettings.tmpDir);
+    const ext = format === 'raw' ? 'img' : format;
+    return { ...out, fileName: `${v.imageName}-${v.name}-${diskName}.${ext}` };
+  }
+
   // ---- operation handlers ----
 
   private async loadForOperation(db: Db, versionKey: string) {
@@ -519,8 +570,8 @@ export class ImageVersionService {
     return store;
   }
 
-  /** Writes the version's manifest in its home region: the disks of its source, or empty disks. */
-  private async writeContent(row: GalleryImageVersionTable): Promise<void> {
+  /** Writes the version's manifest in its home region: imported uploads, the disks of its source, or empty disks. */
+  private async writeContent(row: GalleryImageVersionTable, ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0]): Promise<void> {
     const home = this.regionStore(row.location);
     const storage = JSON.parse(row.storage_profile) as VersionStorage;
     let manifest: Manifest;
@@ -541,13 +592,49 @@ export class ImageVersionService {
       }
       manifest = found;
     } else {
-      const empty = (name: string, d: DiskImage) => ({ name, virtualSize: d.sizeGB * 2 ** 30, blockSize: DEFAULT_BLOCK_SIZE, blocks: [] });
-      manifest = {
-        format: MANIFEST_FORMAT,
-        disks: [empty('os', storage.osDisk), ...storage.dataDisks.map((d) => empty(`data-${d.lun}`, d))],
-      };
+      const disks = [{ name: 'os', d: storage.osDisk }, ...storage.dataDisks.map((d) => ({ name: `data-${d.lun}`, d }))];
+      const out: DiskManifest[] = [];
+      for (const [index, { name, d }] of disks.entries()) {
+        if (d.source.kind === 'upload') {
+          const upload = await this.uploads.get(d.source.uploadId);
+          if (!upload?.complete)
+            throw new LabforgeError(409, 'UploadMissing', `The upload for disk '${name}' is gone; upload the disk again and create the version anew.`);
+          let last = 0;
+          const imported = await importDisk(home, upload.path, {
+            name,
+            maxVirtualSize: this.importSettings.maxDiskBytes,
+            tmpDir: this.importSettings.tmpDir,
+            tmpName: `${row.id}-${name}`,
+            signal: ctx.signal,
+            onProgress: (f) => {
+              if (Date.now() - last < 500) return;
+              last = Date.now();
+              void ctx.progress(Math.floor(((index + f) / disks.length) * 50), `Importing disk '${name}'`).catch(() => undefined);
+            },
+          });
+          d.sizeGB = Math.ceil(imported.disk.virtualSize / 2 ** 30);
+          d.source.format = imported.format;
+          out.push(imported.disk);
+        } else {
+          out.push({ name, virtualSize: d.sizeGB * 2 ** 30, blockSize: DEFAULT_BLOCK_SIZE, blocks: [] });
+        }
+      }
+      manifest = { format: MANIFEST_FORMAT, disks: out };
+      await this.db
+        .updateTable('gallery_image_versions')
+        .set({ storage_profile: JSON.stringify(storage) })
+        .where('id', '=', row.id)
+        .execute();
     }
     await home.putManifest(row.id, manifest);
+    await this.dropUploads(row);
+  }
+
+  /** Uploaded files are consumed by the import, whether it succeeded or was refused. */
+  private async dropUploads(row: GalleryImageVersionTable | undefined): Promise<void> {
+    if (!row) return;
+    const storage = JSON.parse(row.storage_profile) as VersionStorage;
+    for (const d of [storage.osDisk, ...storage.dataDisks]) if (d.source.kind === 'upload') await this.uploads.delete(d.source.uploadId);
   }
 
   /** Copies the version to each target region that lacks it (only the missing chunks), reporting progress. */
@@ -615,11 +702,11 @@ export class ImageVersionService {
         run: async (ctx) => {
           await ctx.step('content', async () => {
             const row = await this.loadForOperation(this.db, ctx.input.versionKey);
-            await this.writeContent(row);
+            await this.writeContent(row, ctx);
             const storage = JSON.parse(row.storage_profile) as VersionStorage;
-            await ctx.progress(10, `Stored ${1 + storage.dataDisks.length} disk(s) in ${row.location}`);
+            await ctx.progress(50, `Stored ${1 + storage.dataDisks.length} disk(s) in ${row.location}`);
           });
-          await this.replicateAll(ctx, 10);
+          await this.replicateAll(ctx, 50);
           await ctx.complete('Succeeded', async (tx) => {
             await tx
               .updateTable('gallery_image_versions')
@@ -630,10 +717,16 @@ export class ImageVersionService {
         },
         onCancel: async (ctx, tx) => {
           // A version whose content never finished must not remain: remove it.
+          const row = await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', ctx.input.versionKey).executeTakeFirst();
           await tx.deleteFrom('gallery_image_versions').where('id', '=', ctx.input.versionKey).execute();
           await this.dropManifests(ctx.input.versionKey);
+          await this.dropUploads(row);
         },
-        onFailure: async (ctx, tx, error) => this.markFailed(tx, ctx.input.versionKey, error.message),
+        onFailure: async (ctx, tx, error) => {
+          await this.markFailed(tx, ctx.input.versionKey, error.message);
+          // A refused or broken upload is not kept: nothing of it stays on the server.
+          await this.dropUploads(await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', ctx.input.versionKey).executeTakeFirst());
+        },
       },
       {
         kind: VERSION_REPLICATE,

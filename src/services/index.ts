@@ -1,4 +1,5 @@
 // Wires the services to one metadata store.
+import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
@@ -8,6 +9,7 @@ import { RegionCatalog } from './common.js';
 import { GalleryService } from './gallery.service.js';
 import { ImageVersionService } from './image-version.service.js';
 import { ResourceGroupService } from './resource-group.service.js';
+import { StoreService } from './store.service.js';
 import { TokenService } from './token.service.js';
 import { UploadService } from './upload.service.js';
 
@@ -23,6 +25,7 @@ export interface Services {
   /** The image store of each region, by region name. */
   imageStores: Map<string, ChunkStore>;
   uploads: UploadService;
+  imageStoreMaintenance: StoreService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -31,8 +34,15 @@ export function createServices(config: Config, store: Store): Services {
   const groups = new ResourceGroupService(store.db, regions);
   const galleries = new GalleryService(store.db, groups, regions);
   const imageStores = openRegionStores(config.regions);
-  const versions = new ImageVersionService(store.db, galleries, regions, operations, imageStores);
-  const tokens = new TokenService(store.db);
   const uploads = new UploadService(config.dataDir);
-  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads };
+  const versions = new ImageVersionService(store.db, galleries, regions, operations, imageStores, uploads, {
+    maxDiskBytes: config.images.maxDiskBytes,
+    tmpDir: join(config.dataDir, 'tmp'),
+  });
+  const tokens = new TokenService(store.db);
+  const imageStoreMaintenance = new StoreService(store.db, imageStores, operations, {
+    pricePerGiBMonth: config.images.pricePerGiBMonth,
+    gcGraceMs: config.images.gcGraceSeconds * 1000,
+  });
+  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads, imageStoreMaintenance };
 }

@@ -128,6 +128,7 @@ export function renderOperation(op: Operation) {
       createdAt: op.createdAt,
       attempts: op.attempts,
       cancelRequested: op.cancelRequested,
+      ...(op.checkpoint.result !== undefined ? { result: op.checkpoint.result } : {}),
     },
   };
 }

@@ -377,6 +377,37 @@ export function computeRoutes(s: Services): FastifyPluginAsync {
         },
       });
     }
+    app.get(
+      `${PROVIDER}/:gallery/images/:image/versions/:version/export`,
+      {
+        config: READ,
+        schema: {
+          tags: ['versions'],
+          summary: 'Download a disk of a version as raw, fixed VHD (Azure/Hyper-V) or qcow2 (labforge extension)',
+          params: VersionParams,
+          querystring: Type.Object({
+            'api-version': Type.Optional(Type.String()),
+            format: Type.Optional(Type.String()),
+            disk: Type.Optional(Type.String()),
+            region: Type.Optional(Type.String()),
+          }),
+        },
+      },
+      async (req, reply) => {
+        const { sub, rg, gallery, image, version } = req.params;
+        const out = await s.versions.exportContent(sub, rg, gallery, image, version, {
+          format: req.query.format ?? 'vhd',
+          disk: req.query.disk,
+          region: req.query.region,
+        });
+        reply.raw.once('close', () => void out.cleanup());
+        return reply
+          .header('content-type', 'application/octet-stream')
+          .header('content-length', String(out.length))
+          .header('content-disposition', `attachment; filename="${out.fileName}"`)
+          .send(out.stream);
+      },
+    );
     app.delete(
       `${PROVIDER}/:gallery/images/:image/versions/:version`,
       { config: WRITE, schema: { tags: ['versions'], summary: 'Delete an image version', params: VersionParams } },

@@ -43,7 +43,7 @@ export class LocalBlobDriver implements BlobDriver {
     const target = this.path(key);
     const dir = dirname(target);
     await this.ensureDir(dir);
-    if (!opts.overwrite && (await this.exists(target))) return false;
+    if (!opts.overwrite && (await this.touch(target))) return false;
     const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
     const h = await fs.open(tmp, 'wx', 0o644);
     try {
@@ -63,6 +63,7 @@ export class LocalBlobDriver implements BlobDriver {
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
           created = false;
+          await this.touch(target);
         }
         await fs.unlink(tmp);
       }
@@ -74,12 +75,15 @@ export class LocalBlobDriver implements BlobDriver {
     return created;
   }
 
-  private async exists(path: string): Promise<boolean> {
+  /** Marks an existing blob as just used; false when there is none. */
+  private async touch(path: string): Promise<boolean> {
     try {
-      await fs.access(path);
+      const now = new Date();
+      await fs.utimes(path, now, now);
       return true;
-    } catch {
-      return false;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
     }
   }
 
@@ -95,7 +99,7 @@ export class LocalBlobDriver implements BlobDriver {
   async stat(key: string): Promise<BlobInfo | undefined> {
     try {
       const s = await fs.stat(this.path(key));
-      return { key, size: s.size };
+      return { key, size: s.size, modifiedMs: s.mtimeMs };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -151,7 +155,10 @@ export class LocalBlobDriver implements BlobDriver {
       const p = join(dir, e.name);
       if (e.isDirectory()) await this.walk(p, out, tmpOut);
       else if (e.name.startsWith(TMP_PREFIX)) tmpOut?.push(p);
-      else if (e.isFile()) out.push({ key: relative(this.root, p).split(sep).join('/'), size: (await fs.stat(p)).size });
+      else if (e.isFile()) {
+        const st = await fs.stat(p);
+        out.push({ key: relative(this.root, p).split(sep).join('/'), size: st.size, modifiedMs: st.mtimeMs });
+      }
     }
   }
 

@@ -1,0 +1,12 @@
+export { DISK_ERROR_CODES, type DiskErrorCode, diskError, isDiskError } from './errors.js';
+export {
+  DEFAULT_MAX_VIRTUAL_SIZE,
+  DISK_FORMATS,
+  type DiskFormat,
+  detectFormats,
+  type InspectedDisk,
+  type InspectOptions,
+  type InspectResult,
+  inspect,
+} from './inspect/index.js';
+export { type ConvertOptions, convert, crossCheckInfo, info, inspectAndCheck, QEMU_FORMAT, type QemuImgInfo, type QemuLimits } from './qemu-img.js';
