@@ -4,6 +4,11 @@ import { CLIENT_COMMANDS, registerClientCommands } from './client.js';
 import { EXIT, EXIT_CODES_HELP, reportError } from './errors.js';
 
 export async function main(argv: string[]): Promise<void> {
+  // `labforge … | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
   const program = new Command();
   program
     .name('labforge')

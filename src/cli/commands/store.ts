@@ -1,0 +1,126 @@
+// `labforge store …`: the regional image stores — verify and repair,
+// garbage collection, usage and monthly cost (admin).
+import type { Command } from 'commander';
+import type { Operation } from '../../client/api-client.js';
+import { loadContext } from '../context.js';
+import { CliError, EXIT } from '../errors.js';
+import { type OutputOptions, printJson, printTable, withOutput } from '../output.js';
+import { notSucceeded, waitForOperation } from './operation.js';
+
+interface StoreOptions extends OutputOptions {
+  region?: string;
+}
+
+const API = '2026-11-01';
+const gib = (n: number) => `${(n / 2 ** 30).toFixed(n < 2 ** 30 ? 3 : 1)} GiB`;
+
+async function runMaintenance(action: 'verify' | 'gc', opts: StoreOptions): Promise<Operation> {
+  const ctx = loadContext();
+  const sub = await ctx.subscription();
+  const res = await ctx.client.request<Operation>('POST', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/${action}`, {
+    query: { 'api-version': API, region: opts.region },
+  });
+  const op = await waitForOperation(ctx, sub, res.body.name);
+  if (op.status !== 'Succeeded') throw notSucceeded(op);
+  return op;
+}
+
+export function registerStore(program: Command): void {
+  const store = program.command('store').description('Check, repair and clean the image stores of the regions (admin)');
+
+  withOutput(
+    store
+      .command('verify')
+      .description('Re-hash every stored chunk; quarantine corrupt ones and repair them, and missing ones, from another region')
+      .option('--region <region>', 'only this region (default: every region)'),
+  ).action(async (opts: StoreOptions) => {
+    const op = await runMaintenance('verify', opts);
+    const reports = ((op.properties as { result?: unknown }).result ?? []) as Array<{
+      region: string;
+      chunksChecked: number;
+      bytesChecked: number;
+      corrupt: string[];
+      missing: string[];
+      repaired: string[];
+      unrepairable: string[];
+    }>;
+    if (opts.output === 'json') return printJson(reports);
+    printTable(
+      ['REGION', 'CHUNKS', 'CHECKED', 'CORRUPT', 'MISSING', 'REPAIRED', 'UNREPAIRABLE'],
+      reports.map((r) => [r.region, r.chunksChecked, gib(r.bytesChecked), r.corrupt.length, r.missing.length, r.repaired.length, r.unrepairable.length]),
+      'No region was checked.',
+    );
+    const lost = reports.flatMap((r) => r.unrepairable.map((d) => `${r.region}: ${d}`));
+    if (lost.length) {
+      throw new CliError(
+        `${lost.length} chunk(s) are damaged in every region that had them, so the versions using them cannot be fully read:\n  ${lost.join('\n  ')}\nRe-create those versions from their original disks.`,
+        EXIT.operationFailed,
+      );
+    }
+    process.stdout.write('\nThe image stores are sound.\n');
+  });
+
+  withOutput(
+    store
+      .command('gc')
+      .description('Free the chunks no version uses any more (chunks younger than the grace period are kept)')
+      .option('--region <region>', 'only this region (default: every region)'),
+  ).action(async (opts: StoreOptions) => {
+    const op = await runMaintenance('gc', opts);
+    const reports = ((op.properties as { result?: unknown }).result ?? []) as Array<{
+      region: string;
+      chunksKept: number;
+      chunksRemoved: number;
+      bytesFreed: number;
+      chunksInGrace: number;
+    }>;
+    if (opts.output === 'json') return printJson(reports);
+    printTable(
+      ['REGION', 'KEPT', 'REMOVED', 'FREED', 'IN GRACE'],
+      reports.map((r) => [r.region, r.chunksKept, r.chunksRemoved, gib(r.bytesFreed), r.chunksInGrace]),
+      'No region was collected.',
+    );
+  });
+
+  withOutput(
+    store.command('usage').description('Stored bytes and monthly storage cost per region and per version').option('--region <region>', 'only this region'),
+  ).action(async (opts: StoreOptions) => {
+    const ctx = loadContext();
+    const sub = await ctx.subscription();
+    const res = await ctx.client.request<{
+      pricePerGiBMonth: number;
+      regions: Array<{ region: string; totalStoredBytes: number; monthlyCost: number }>;
+      versions: Array<{
+        region: string;
+        gallery: string | null;
+        image: string | null;
+        version: string | null;
+        logicalBytes: number;
+        storedBytes: number;
+        uniqueBytes: number;
+        replicas: number;
+        monthlyCost: number;
+      }>;
+    }>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, { query: { 'api-version': API, region: opts.region } });
+    const u = res.body;
+    if (opts.output === 'json') return printJson(u);
+    printTable(
+      ['REGION', 'GALLERY', 'IMAGE', 'VERSION', 'LOGICAL', 'STORED', 'UNIQUE', 'REPLICAS', 'COST/MONTH'],
+      u.versions.map((v) => [
+        v.region,
+        v.gallery ?? '(deleted)',
+        v.image ?? '-',
+        v.version ?? '-',
+        gib(v.logicalBytes),
+        gib(v.storedBytes),
+        gib(v.uniqueBytes),
+        v.replicas,
+        v.monthlyCost.toFixed(2),
+      ]),
+      'No version has content in the image stores yet.',
+    );
+    process.stdout.write(
+      `\n${u.regions.map((r) => `${r.region}: ${gib(r.totalStoredBytes)} stored, ${r.monthlyCost.toFixed(2)} per month`).join('\n')}\n(price: ${u.pricePerGiBMonth} per GiB-month per replica; set images.pricePerGiBMonth in the configuration)\n`,
+    );
+  });
+}
