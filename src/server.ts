@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { type App, buildApp } from './api/app.js';
 import type { Config } from './config/config.js';
 import { openStore, type Store } from './db/database.js';
+import { parseFaults } from './faults.js';
 import { OperationWorker } from './operations/worker.js';
 import { SYSTEM } from './services/common.js';
 import { createServices, type Services } from './services/index.js';
@@ -22,12 +23,6 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Fault injection for crash tests, e.g. LABFORGE_FAULT_INJECTION=step-delay-ms=1500. */
-function faultInjection(env: NodeJS.ProcessEnv): { stepDelayMs?: number } {
-  const m = /step-delay-ms=(\d+)/.exec(env.LABFORGE_FAULT_INJECTION ?? '');
-  return m ? { stepDelayMs: Number(m[1]) } : {};
-}
-
 /** Creates the default subscription and, on a new store, the first admin token. */
 export async function bootstrap(services: Services, presetAdminToken?: string): Promise<string | undefined> {
   await services.groups.ensureDefaultSubscription();
@@ -37,7 +32,10 @@ export async function bootstrap(services: Services, presetAdminToken?: string): 
 }
 
 export function createWorker(services: Services, env: NodeJS.ProcessEnv = process.env): OperationWorker {
-  const worker = new OperationWorker(services.store.db, services.operations, { ...services.config.operations, ...faultInjection(env) });
+  const worker = new OperationWorker(services.store.db, services.operations, {
+    ...services.config.operations,
+    stepDelayMs: parseFaults(env.LABFORGE_FAULT_INJECTION).stepDelayMs,
+  });
   for (const h of services.versions.handlers()) worker.register(h);
   for (const h of services.imageStoreMaintenance.handlers()) worker.register(h);
   return worker;

@@ -125,6 +125,18 @@ describe('inspect() options', () => {
     expect(e.code).toBe('DiskFormatMismatch');
     expect(e.message).toContain('Unknown disk format "iso"');
   });
+
+  it('refuses something that is not a regular file', async () => {
+    const e = await refusal(inspect(corpus.dir));
+    expect(e.code).toBe('DiskCorrupt');
+    expect(e.message).toContain('not a regular file');
+  });
+
+  it('stops reading when the metadata read budget is exhausted', async () => {
+    const e = await refusal(inspect(join(corpus.dir, 'v3.qcow2'), { readBudget: 4096 }));
+    expect(e.code).toBe('DiskUnsupportedFeature');
+    expect(e.message).toContain('more than 4096 bytes of metadata');
+  });
 });
 
 describe('qemu-img wrapper', () => {

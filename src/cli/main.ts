@@ -19,6 +19,8 @@ export async function main(argv: string[]): Promise<void> {
     .exitOverride()
     .configureOutput({ outputError: (text, write) => write(text.replace(/^error: /, 'labforge: ')) })
     .addHelpText('after', `\nStart with: labforge login --server https://HOST:PORT --token-stdin\n${EXIT_CODES_HELP}`);
+  // Program options go before the command name (`labforge --version`), so `version create --version 1.0.0` reaches the subcommand.
+  program.enablePositionalOptions();
   // The server code takes about a second to load; client commands skip it so scripts calling them stay quick.
   const first = argv.slice(2).find((a) => !a.startsWith('-'));
   if (!first || !CLIENT_COMMANDS.includes(first)) {

@@ -150,11 +150,45 @@ export interface ImageVersion {
     storageProfile?: {
       source?: { id?: string };
       osDiskImage?: { sizeInGB?: number; hostCaching?: string; source?: { uri?: string } };
-      dataDiskImages?: { lun?: number; sizeInGB?: number; hostCaching?: string }[];
+      dataDiskImages?: { lun?: number; sizeInGB?: number; hostCaching?: string; source?: { uri?: string } }[];
     };
     replicationStatus?: { aggregatedState: string; summary: ReplicationSummary[] };
   };
   systemData?: SystemData;
+}
+
+export interface TargetRegionInput {
+  name: string;
+  regionalReplicaCount?: number;
+  storageAccountType?: string;
+}
+
+export interface PublishingProfileInput {
+  targetRegions?: TargetRegionInput[];
+  replicaCount?: number;
+  excludeFromLatest?: boolean;
+  endOfLifeDate?: string | null;
+}
+
+export interface ImageVersionInput {
+  location?: string;
+  tags?: Record<string, string>;
+  properties?: {
+    publishingProfile?: PublishingProfileInput;
+    storageProfile?: {
+      source?: { id?: string };
+      osDiskImage?: { hostCaching?: string; source: { uri?: string; id?: string } };
+      dataDiskImages?: { lun: number; hostCaching?: string; source: { uri?: string; id?: string } }[];
+    };
+  };
+}
+
+/** The answer to a write that may start a long-running operation. */
+export interface Accepted<T> {
+  status: number;
+  body: T;
+  /** The Azure-AsyncOperation URL to poll, when the server started an operation. */
+  operationUrl?: string;
 }
 
 export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
@@ -270,7 +304,8 @@ const TLS_CODES = new Set([
   'ERR_SSL_WRONG_VERSION_NUMBER',
 ]);
 
-function connectionError(err: NodeJS.ErrnoException, url: URL): ConnectionError {
+/** Turns a socket or TLS failure into a ConnectionError with a hint; exported for other transports (uploads). */
+export function connectionError(err: NodeJS.ErrnoException, url: URL): ConnectionError {
   const where = url.origin;
   const code = err.code;
   if (code && TLS_CODES.has(code)) {
@@ -371,6 +406,16 @@ export class ApiClient {
     }
     this.timeoutMs = opts.timeoutMs ?? 60_000;
     this.userAgent = opts.userAgent ?? 'labforge-client/0.1.0';
+  }
+
+  /** The CAs to trust for https (the system roots plus the CA file), when a CA file was given. */
+  get caCertificates(): string[] | undefined {
+    return this.ca;
+  }
+
+  /** Headers that authenticate a request made outside this client (uploads). */
+  authHeaders(): Record<string, string> {
+    return { 'user-agent': this.userAgent, ...(this.token ? { authorization: `Bearer ${this.token}` } : {}) };
   }
 
   /** Builds an absolute URL from an API path and query. */
@@ -573,6 +618,36 @@ export class ApiClient {
       query: { 'api-version': API_VERSION.compute, $expand: opts.expandReplication ? 'ReplicationStatus' : undefined },
     });
     return r.body;
+  }
+
+  private async accepted<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Accepted<T>> {
+    const r = await this.request<T>(method, path, { query: { 'api-version': API_VERSION.compute }, body, headers });
+    const op = r.headers['azure-asyncoperation'];
+    return { status: r.status, body: r.body, ...(typeof op === 'string' && op ? { operationUrl: op } : {}) };
+  }
+
+  /** Creates a version (201 plus an operation) or updates its publishing profile; `onlyIfNew` refuses (412) when it exists. */
+  putVersion(
+    sub: string,
+    rg: string,
+    gallery: string,
+    image: string,
+    version: string,
+    body: ImageVersionInput,
+    opts: { onlyIfNew?: boolean } = {},
+  ): Promise<Accepted<ImageVersion>> {
+    return this.accepted('PUT', this.versionPath(sub, rg, gallery, image, version), body, opts.onlyIfNew ? { 'if-none-match': '*' } : undefined);
+  }
+
+  /** Updates the publishing profile of a version; replication to new regions runs as an operation. */
+  patchVersion(sub: string, rg: string, gallery: string, image: string, version: string, body: ImageVersionInput): Promise<Accepted<ImageVersion>> {
+    return this.accepted('PATCH', this.versionPath(sub, rg, gallery, image, version), body);
+  }
+
+  /** Deletes a version; `deleted` is false when there was nothing to delete (204). */
+  async deleteVersion(sub: string, rg: string, gallery: string, image: string, version: string): Promise<{ deleted: boolean; operationUrl?: string }> {
+    const r = await this.accepted<unknown>('DELETE', this.versionPath(sub, rg, gallery, image, version));
+    return { deleted: r.status !== 204, ...(r.operationUrl ? { operationUrl: r.operationUrl } : {}) };
   }
 
   // ---- operations ----

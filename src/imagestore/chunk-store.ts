@@ -2,6 +2,7 @@
 // chunks, reading it back verified, and storing manifests. Format: index.ts.
 import { createHash } from 'node:crypto';
 import { LabforgeError } from '../errors.js';
+import { chunkFault } from '../faults.js';
 import type { BlobDriver } from './blob-driver.js';
 
 export const DEFAULT_BLOCK_SIZE = 1 << 20;
@@ -115,6 +116,7 @@ export class ChunkStore {
         return;
       }
       const { digest, created } = await this.putChunk(block);
+      await chunkFault();
       blocks[index] = digest;
       if (created) {
         stats.chunksCreated++;

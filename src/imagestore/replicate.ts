@@ -2,6 +2,7 @@
 // chunks the target lacks, verify each on arrival, write the manifest last.
 // Re-running after a crash skips what already arrived.
 import { LabforgeError } from '../errors.js';
+import { chunkFault } from '../faults.js';
 import { type ChunkStore, manifestDigests } from './chunk-store.js';
 
 export interface ReplicationProgress {
@@ -11,7 +12,9 @@ export interface ReplicationProgress {
 }
 
 export interface ReplicationResult extends ReplicationProgress {
+  /** Chunks the target already had (from other versions, or from an interrupted earlier attempt). */
   chunksSkipped: number;
+  chunksSent: number;
 }
 
 export async function replicateVersion(
@@ -25,7 +28,7 @@ export async function replicateVersion(
     throw new LabforgeError(500, 'ReplicaSourceMissing', `Region '${source.region}' has no complete copy of this version to replicate from.`);
   }
   const digests = manifestDigests(manifest);
-  const result: ReplicationResult = { chunksDone: 0, chunksTotal: digests.length, bytesSent: 0, chunksSkipped: 0 };
+  const result: ReplicationResult = { chunksDone: 0, chunksTotal: digests.length, bytesSent: 0, chunksSkipped: 0, chunksSent: 0 };
   if (await target.hasManifest(name)) {
     result.chunksDone = digests.length;
     result.chunksSkipped = digests.length;
@@ -42,6 +45,8 @@ export async function replicateVersion(
         const data = await source.getChunk(digest);
         await target.putVerified(digest, data);
         result.bytesSent += data.length;
+        result.chunksSent++;
+        await chunkFault();
       }
       result.chunksDone++;
       opts.onProgress?.(result);

@@ -657,9 +657,9 @@ export class ImageVersionService {
             void this.setReplication(this.db, versionKey, t.name, { state: 'Replicating', progress: pct }).catch(() => undefined);
           },
         });
-        await this.setReplication(this.db, versionKey, t.name, { state: 'Completed', progress: 100 });
+        const sent = t.name === row.location ? 'source region' : `${result.chunksSent} of ${result.chunksTotal} chunks sent (${result.bytesSent} bytes)`;
+        await this.setReplication(this.db, versionKey, t.name, { state: 'Completed', progress: 100, details: sent });
         i += 1;
-        const sent = t.name === row.location ? 'source region' : `${result.chunksTotal - result.chunksSkipped} chunks, ${result.bytesSent} bytes sent`;
         await ctx.progress(base + ((100 - base) * i) / targets.length, `Replicated to ${t.name} (${sent})`);
       });
     }

@@ -258,6 +258,27 @@ async function setVhdxBlockSize(file: string, blockSize: number): Promise<void> 
   throw new Error('no VHDX file parameters');
 }
 
+/** Rewrites a dynamic VHD's "cxsparse" header with `edit` applied and a correct checksum. */
+async function editVhdDynamicHeader(file: string, edit: (h: Buffer) => void): Promise<void> {
+  const footer = await readAt(file, 0, 512);
+  const at = Number(footer.readBigUInt64BE(16));
+  const h = await readAt(file, at, 1024);
+  edit(h);
+  h.writeUInt32BE(vhdChecksum(h, 36), 36);
+  await patch(file, at, h);
+}
+
+/** Locates a VHDX metadata item: where its table entry and its data are in the file. */
+async function vhdxItem(file: string, guid: Buffer): Promise<{ entryAt: number; dataAt: number }> {
+  const metaOff = await vhdxRegionOffset(file, VHDX_GUIDS.metadata);
+  const table = await readAt(file, metaOff, 64 * 1024);
+  for (let i = 0; i < table.readUInt16LE(10); i++) {
+    const e = table.subarray(32 + i * 32, 64 + i * 32);
+    if (e.subarray(0, 16).equals(guid)) return { entryAt: metaOff + 32 + i * 32, dataAt: metaOff + e.readUInt32LE(16) };
+  }
+  throw new Error('VHDX metadata item not found');
+}
+
 export async function buildCorpus(): Promise<Corpus> {
   const dir = await mkdtemp(join(tmpdir(), 'labforge-hostile-'));
   const marker = `CANARY-${randomBytes(12).toString('hex')}`;
@@ -299,7 +320,17 @@ export async function buildCorpus(): Promise<Corpus> {
       p('qcow2-backing-json.qcow2'),
       '4M',
     ),
-    qemuImg('create', '-f', 'qcow2', '--object', 'secret,id=s0,data=labforge-test', '-o', 'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10', p('luks.qcow2'), '4M'),
+    qemuImg(
+      'create',
+      '-f',
+      'qcow2',
+      '--object',
+      'secret,id=s0,data=labforge-test',
+      '-o',
+      'encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10',
+      p('luks.qcow2'),
+      '4M',
+    ),
   ]);
   // The dynamic VHD's virtual size follows its CHS geometry (qemu creator "qemu").
   const dynamicSize = Number((JSON.parse(await qemuImg('info', '-f', 'vpc', '--output=json', p('dynamic.vhd'))) as { 'virtual-size': number })['virtual-size']);
@@ -389,6 +420,12 @@ export async function buildCorpus(): Promise<Corpus> {
     file: await derive(p('v3.qcow2'), p('huge.qcow2'), (f) => patch(f, 24, be64(1n << 50n))),
     code: 'DiskTooLarge',
     message: 'above the limit',
+  });
+  hostile({
+    name: 'qcow2 declaring 2^63 bytes',
+    file: await derive(p('v3.qcow2'), p('u64.qcow2'), (f) => patch(f, 24, be64(1n << 63n))),
+    code: 'DiskCorrupt',
+    message: 'larger than any real disk',
   });
   hostile({ name: 'qcow2 above a configured 1 MiB limit', file: p('v3.qcow2'), maxVirtualSize: MiB, code: 'DiskTooLarge', message: '1048576 bytes' });
   hostile({
@@ -767,6 +804,130 @@ export async function buildCorpus(): Promise<Corpus> {
     file: await derive(p('disk.vhdx'), p('block-eof.vhdx'), async (f) => patch(f, await vhdxRegionOffset(f, VHDX_GUIDS.bat), le64((4096n << 20n) | 6n))),
     code: 'DiskTruncated',
     message: 'data block',
+  });
+
+  hostile({
+    name: 'qcow2 whose snapshot table lies past EOF',
+    file: await derive(p('v3.qcow2'), p('snapshots-eof.qcow2'), async (f) => {
+      await patch(f, 60, be32(1));
+      await patch(f, 64, be64(0x10000000n));
+    }),
+    code: 'DiskTruncated',
+    message: 'snapshot table',
+  });
+  hostile({
+    name: 'qcow2 header extension running past the first cluster',
+    file: await derive(p('v3.qcow2'), p('ext-overflow.qcow2'), async (f) => {
+      const headerLength = (await readAt(f, 100, 4)).readUInt32BE(0);
+      await patch(f, headerLength, Buffer.concat([be32(0x12345678), be32(0x20000)]));
+    }),
+    code: 'DiskCorrupt',
+    message: 'header extension runs past',
+  });
+  hostile({
+    name: 'fixed VHD with a footer copy at offset 0',
+    file: await derive(p('fixed.vhd'), p('fixed-head-footer.vhd'), (f) => patch(f, 0, fixedFooter)),
+    code: 'DiskCorrupt',
+    message: 'footer at the start',
+  });
+  hostile({
+    name: 'dynamic VHD whose two footers differ',
+    file: await derive(p('dynamic.vhd'), p('footers-differ.vhd'), (f) => editVhdFooter(f, dynSize - 512, (b) => b.writeUInt32BE(12345, 24))),
+    code: 'DiskCorrupt',
+    message: 'footer copies',
+  });
+  hostile({
+    name: 'dynamic VHD without its "cxsparse" header',
+    file: await derive(p('dynamic.vhd'), p('no-cxsparse.vhd'), (f) => patch(f, 512, Buffer.from('notspars'))),
+    code: 'DiskCorrupt',
+    message: 'cxsparse',
+  });
+  hostile({
+    name: 'dynamic VHD with a 3 MiB block size',
+    file: await derive(p('dynamic.vhd'), p('dyn-block-size.vhd'), (f) => editVhdDynamicHeader(f, (h) => h.writeUInt32BE(3 * MiB, 32))),
+    code: 'DiskCorrupt',
+    message: 'invalid block size',
+  });
+  hostile({
+    name: 'dynamic VHD whose block table is too small',
+    file: await derive(p('dynamic.vhd'), p('dyn-small-bat.vhd'), (f) => editVhdDynamicHeader(f, (h) => h.writeUInt32BE(1, 28))),
+    code: 'DiskCorrupt',
+    message: 'too small for its virtual size',
+  });
+  hostile({
+    name: 'VHDX with both headers damaged',
+    file: await derive(p('disk.vhdx'), p('bad-headers.vhdx'), async (f) => {
+      await patch(f, 64 * 1024 + 100, Buffer.from('x'));
+      await patch(f, 128 * 1024 + 100, Buffer.from('x'));
+    }),
+    code: 'DiskCorrupt',
+    message: 'Neither VHDX header',
+  });
+  hostile({
+    name: 'VHDX without a block table region',
+    file: await derive(p('disk.vhdx'), p('no-bat.vhdx'), (f) =>
+      editVhdxRegionTables(f, (t) => {
+        const n = t.readUInt32LE(8);
+        for (let i = 0; i < n; i++) if (t.subarray(16 + i * 32, 32 + i * 32).equals(VHDX_GUIDS.bat)) randomBytes(16).copy(t, 16 + i * 32);
+      }),
+    ),
+    code: 'DiskCorrupt',
+    message: 'lacks its block table',
+  });
+  hostile({
+    name: 'VHDX with a damaged metadata table signature',
+    file: await derive(p('disk.vhdx'), p('bad-metadata.vhdx'), async (f) => patch(f, await vhdxRegionOffset(f, VHDX_GUIDS.metadata), Buffer.from('METADATA'))),
+    code: 'DiskCorrupt',
+    message: 'metadata table has no valid signature',
+  });
+  hostile({
+    name: 'VHDX with 3000 metadata entries',
+    file: await derive(p('disk.vhdx'), p('many-items.vhdx'), async (f) => {
+      const c = Buffer.alloc(2);
+      c.writeUInt16LE(3000);
+      await patch(f, (await vhdxRegionOffset(f, VHDX_GUIDS.metadata)) + 10, c);
+    }),
+    code: 'DiskCorrupt',
+    message: '3000 entries',
+  });
+  hostile({
+    name: 'VHDX metadata item outside the metadata region',
+    file: await derive(p('disk.vhdx'), p('item-outside.vhdx'), async (f) => {
+      const metaOff = await vhdxRegionOffset(f, VHDX_GUIDS.metadata);
+      const table = await readAt(f, metaOff, 64 * 1024);
+      for (let i = 0; i < table.readUInt16LE(10); i++) {
+        if (table.subarray(32 + i * 32, 48 + i * 32).equals(VHDX_GUIDS.virtualDiskSize)) await patch(f, metaOff + 32 + i * 32 + 16, le32(0x7ffffff0));
+      }
+    }),
+    code: 'DiskCorrupt',
+    message: 'lies outside the metadata region',
+  });
+
+  hostile({
+    name: 'VHDX without a virtual disk size item',
+    file: await derive(p('disk.vhdx'), p('no-size.vhdx'), async (f) => patch(f, (await vhdxItem(f, VHDX_GUIDS.virtualDiskSize)).entryAt + 20, le32(0))),
+    code: 'DiskCorrupt',
+    message: 'lacks required metadata',
+  });
+  hostile({
+    name: 'VHDX with a 1000-byte logical sector size',
+    file: await derive(p('disk.vhdx'), p('sector-size.vhdx'), async (f) => patch(f, (await vhdxItem(f, VHDX_GUIDS.logicalSectorSize)).dataAt, le32(1000))),
+    code: 'DiskCorrupt',
+    message: 'logical sector size',
+  });
+  hostile({
+    name: 'VHDX whose block table is too small for its size',
+    file: await derive(p('disk.vhdx'), p('bat-small.vhdx'), async (f) => patch(f, (await vhdxItem(f, VHDX_GUIDS.virtualDiskSize)).dataAt, le64(1n << 40n))),
+    code: 'DiskCorrupt',
+    message: 'block table is too small',
+  });
+  await writeFile(p('descriptor-empty.vmdk'), '# Disk DescriptorFile\nversion=1\nCID=fffffffe\nparentCID=ffffffff\ncreateType="monolithicSparse"\n');
+  hostile({ name: 'plain-text VMDK descriptor without extents', file: p('descriptor-empty.vmdk'), code: 'DiskCorrupt', message: 'lists no extents' });
+  hostile({
+    name: 'VMDK with a 3-sector grain size',
+    file: await derive(p('sparse.vmdk'), p('grain.vmdk'), (f) => patch(f, 20, le64(3n))),
+    code: 'DiskCorrupt',
+    message: 'invalid grain size',
   });
 
   // --- claims and trivia ---

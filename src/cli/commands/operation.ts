@@ -46,7 +46,7 @@ function printOperation(op: Operation): void {
 }
 
 /** The error to end with when an operation did not succeed. */
-function notSucceeded(op: Operation): CliError {
+export function notSucceeded(op: Operation): CliError {
   const what = `Operation ${op.name}${op.properties.kind ? ` (${op.properties.kind})` : ''}`;
   if (op.status === 'Canceled') return new CliError(`${what} was canceled${op.error ? `: ${op.error.message} (${op.error.code})` : '.'}`, EXIT.operationFailed);
   return new CliError(
@@ -84,6 +84,56 @@ async function progressReporter(id: string) {
   };
 }
 
+/**
+ * Polls an operation until it ends, showing progress on stderr, and returns its
+ * last status (whatever it is). Throws CliError (exit 8) when `timeout` seconds
+ * pass first; Ctrl+C stops waiting (exit 130) and leaves the operation running.
+ */
+export async function waitForOperation(ctx: Context, sub: string, id: string, opts: { timeout?: number } = {}): Promise<Operation> {
+  const deadline = opts.timeout !== undefined ? Date.now() + opts.timeout * 1000 : Number.POSITIVE_INFINITY;
+  const progress = await progressReporter(id);
+  // Ctrl+C ends the wait, not the operation; restore the cursor the bar hid.
+  const onInterrupt = () => {
+    progress.stop();
+    process.stderr.write(`\nlabforge: stopped waiting; operation ${id} continues on the server (\`labforge operation wait ${id}\` resumes).\n`);
+    process.exit(130);
+  };
+  process.once('SIGINT', onInterrupt);
+  let op: Operation | undefined;
+  try {
+    let errors = 0;
+    for (;;) {
+      let retryAfter: number | undefined;
+      try {
+        const r = await ctx.client.getOperationWithRetry(sub, id);
+        op = r.operation;
+        retryAfter = r.retryAfterSeconds;
+        errors = 0;
+      } catch (err) {
+        const transient = err instanceof ConnectionError || (err instanceof ApiError && err.status >= 500);
+        if (!transient || ++errors >= MAX_POLL_ERRORS) throw err;
+      }
+      if (op) progress.update(op);
+      if (op && op.status !== 'InProgress') break;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const state = op ? ` (${op.percentComplete ?? 0}%${op.properties.statusMessage ? `, ${op.properties.statusMessage}` : ''})` : '';
+        throw new CliError(
+          `Operation ${id} is still running after ${opts.timeout} s${state}. It continues on the server; wait again with \`labforge operation wait ${id}\`.`,
+          EXIT.operationFailed,
+        );
+      }
+      const interval = Math.min(Math.max((retryAfter ?? 1) * 1000, 250), 5000);
+      await sleep(Math.min(interval, left));
+    }
+  } finally {
+    progress.stop();
+    process.removeListener('SIGINT', onInterrupt);
+  }
+  if (!op) throw new CliError(`Operation ${id} returned no status.`);
+  return op;
+}
+
 export function registerOperation(program: Command): void {
   const operation = program.command('operation').description('Show, list and wait for long-running operations');
   const refHelp = 'operation id, as printed when the work started (the Azure-AsyncOperation URL works too)';
@@ -107,47 +157,7 @@ export function registerOperation(program: Command): void {
   ).action(async (ref: string, opts: OutputOptions & { timeout?: number }) => {
     const ctx = loadContext();
     const { sub, id } = await resolveRef(ctx, ref);
-    const deadline = opts.timeout !== undefined ? Date.now() + opts.timeout * 1000 : Number.POSITIVE_INFINITY;
-    const progress = await progressReporter(id);
-    // Ctrl+C ends the wait, not the operation; restore the cursor the bar hid.
-    const onInterrupt = () => {
-      progress.stop();
-      process.stderr.write(`\nlabforge: stopped waiting; operation ${id} continues on the server (\`labforge operation wait ${id}\` resumes).\n`);
-      process.exit(130);
-    };
-    process.once('SIGINT', onInterrupt);
-    let op: Operation | undefined;
-    try {
-      let errors = 0;
-      for (;;) {
-        let retryAfter: number | undefined;
-        try {
-          const r = await ctx.client.getOperationWithRetry(sub, id);
-          op = r.operation;
-          retryAfter = r.retryAfterSeconds;
-          errors = 0;
-        } catch (err) {
-          const transient = err instanceof ConnectionError || (err instanceof ApiError && err.status >= 500);
-          if (!transient || ++errors >= MAX_POLL_ERRORS) throw err;
-        }
-        if (op) progress.update(op);
-        if (op && op.status !== 'InProgress') break;
-        const left = deadline - Date.now();
-        if (left <= 0) {
-          const state = op ? ` (${op.percentComplete ?? 0}%${op.properties.statusMessage ? `, ${op.properties.statusMessage}` : ''})` : '';
-          throw new CliError(
-            `Operation ${id} is still running after ${opts.timeout} s${state}. It continues on the server; wait again with \`labforge operation wait ${id}\`.`,
-            EXIT.operationFailed,
-          );
-        }
-        const interval = Math.min(Math.max((retryAfter ?? 1) * 1000, 250), 5000);
-        await sleep(Math.min(interval, left));
-      }
-    } finally {
-      progress.stop();
-      process.removeListener('SIGINT', onInterrupt);
-    }
-    if (!op) throw new CliError(`Operation ${id} returned no status.`);
+    const op = await waitForOperation(ctx, sub, id, { timeout: opts.timeout });
     if (opts.output === 'json') printJson(op);
     if (op.status !== 'Succeeded') throw notSucceeded(op);
     if (opts.output !== 'json') process.stdout.write(`Operation ${op.name} succeeded${op.properties.resourceId ? `: ${op.properties.resourceId}` : '.'}\n`);
