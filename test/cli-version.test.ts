@@ -193,6 +193,19 @@ describe('labforge version create, update and delete', () => {
     expect(uploadIds()).toEqual([]);
     expect(storedUploads()).toEqual({});
 
+    // Download it back as a fixed VHD (from the second region) and as qcow2: same content as the original.
+    const vhdOut = join(work, 'back.vhd');
+    const dl = await cli(['version', 'download', '1.0.0', ...scope, '--format', 'vhd', '--region', 'site-b', '--file', vhdOut]);
+    expect(dl.code, dl.stderr).toBe(0);
+    expect(dl.stdout).toMatch(/Saved os disk/);
+    execFileSync('qemu-img', ['compare', '-f', 'vpc', '-F', 'raw', vhdOut, join(work, 'disk.raw')]);
+    const qOut = join(work, 'back.qcow2');
+    expect((await cli(['version', 'download', 'latest', ...scope, '--format', 'qcow2', '--file', qOut])).code).toBe(0);
+    execFileSync('qemu-img', ['compare', '-f', 'qcow2', '-F', 'raw', qOut, join(work, 'disk.raw')]);
+    const missingDisk = await cli(['version', 'download', '1.0.0', ...scope, '--disk', 'data-3', '--file', join(work, 'x.vhd')]);
+    expect(missingDisk.code).toBe(5);
+    expect(existsSync(join(work, 'x.vhd')) || existsSync(join(work, 'x.vhd.partial'))).toBe(false);
+
     const again = await cli(['version', 'create', ...scope, '--version', '1.0.0', '--file', join(work, 'disk.vhd')]);
     expect(again.code).toBe(6);
     expect(again.stderr).toMatch(/already exists/);

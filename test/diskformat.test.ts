@@ -159,7 +159,10 @@ describe('qemu-img wrapper', () => {
     const vhd = await inspect(join(corpus.dir, 'fixed.vhd'));
     expect(probed.format).toBe('raw');
     expect(() => crossCheckInfo(vhd, probed)).toThrow(expect.objectContaining({ code: 'DiskFormatMismatch' }));
+    expect(() => crossCheckInfo(vhd, probed)).toThrow('reads this file as "raw"');
+    expect(() => crossCheckInfo(disk, { format: 'raw', 'virtual-size': DATA_SIZE })).toThrow('reads this file as "raw"');
     expect(() => crossCheckInfo(disk, { format: 'qcow2', 'virtual-size': DATA_SIZE + 512 })).toThrow(expect.objectContaining({ code: 'DiskFormatMismatch' }));
+    expect(() => crossCheckInfo(disk, { format: 'qcow2', 'virtual-size': DATA_SIZE + 512 })).toThrow('virtual size of 4194816');
   });
 
   it('runs only on objects returned by inspect()', async () => {
@@ -186,6 +189,12 @@ describe('qemu-img wrapper', () => {
     expect(e.code).toBe('DiskInspectionFailed');
     expect(e.message).toContain('stopped after 1 ms');
     await rm(join(out, 'slow.raw'), { force: true });
+  });
+
+  it('refuses unreadable qemu-img output', async () => {
+    const e = await refusal(inspectAndCheck(join(corpus.dir, 'v3.qcow2'), { limits: { qemuImg: 'echo' } }));
+    expect(e.code).toBe('DiskInspectionFailed');
+    expect(e.message).toContain('unreadable output');
   });
 
   it('runs qemu-img under prlimit (a tiny address space makes it fail)', async () => {

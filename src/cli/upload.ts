@@ -86,8 +86,8 @@ export interface UploadedFile {
 
 const mib = (n: number) => (n / MiB).toFixed(1);
 
-/** A bar on a terminal, a line per chunk otherwise; always on stderr. */
-async function uploadProgress(name: string, size: number) {
+/** A bar on a terminal, a line per tenth otherwise; always on stderr. */
+export async function transferProgress(name: string, size: number, verb = 'Uploading') {
   if (process.stderr.isTTY) {
     const { default: cliProgress } = await import('cli-progress');
     const bar = new cliProgress.SingleBar(
@@ -117,7 +117,7 @@ async function uploadProgress(name: string, size: number) {
       const pct = size ? Math.floor((sent / size) * 100) : 100;
       if (Math.floor(pct / 10) === lastTenth) return;
       lastTenth = Math.floor(pct / 10);
-      process.stderr.write(`Uploading ${name}: ${mib(sent)} of ${mib(size)} MiB (${pct}%)\n`);
+      process.stderr.write(`${verb} ${name}: ${mib(sent)} of ${mib(size)} MiB (${pct}%)\n`);
     },
     note: (line: string) => process.stderr.write(`${line}\n`),
     stop: () => {},
@@ -178,7 +178,7 @@ export async function uploadFile(client: ApiClient, path: string): Promise<Uploa
   const isHttps = endpoint.protocol === 'https:';
   // One kept-alive connection for the whole file, trusting the login's CA like every other call.
   const agent = isHttps ? new https.Agent({ keepAlive: true, maxSockets: 1, ...(client.caCertificates ? { ca: client.caCertificates } : {}) }) : undefined;
-  const progress = await uploadProgress(name, size);
+  const progress = await transferProgress(name, size);
   const onInterrupt = () => {
     progress.stop();
     process.stderr.write(`\nlabforge: upload of ${name} interrupted; run the same command again to continue where it stopped.\n`);

@@ -4,6 +4,7 @@ import { statSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
 import { ApiError, type ImageVersion, type ImageVersionInput, parseOperationRef, type TargetRegionInput } from '../../client/api-client.js';
 import { type Context, loadContext } from '../context.js';
+import { downloadTo } from '../download.js';
 import { CliError, EXIT } from '../errors.js';
 import { formatTable, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';
 import { forgetUpload, type UploadedFile, uploadFile } from '../upload.js';
@@ -281,4 +282,24 @@ export function registerVersion(program: Command): void {
       .description('Delete an image version and its replicas in every region')
       .option('--no-wait', 'do not wait when the server deletes in the background; print the operation id instead'),
   ).action(async (name: string, opts: WaitOptions) => deleteVersion(name, opts));
+
+  scoped(
+    version
+      .command('download')
+      .argument('<version>', "version number like 1.0.0, or 'latest'")
+      .description('Download a disk of a version: a fixed VHD for Hyper-V or Azure, raw, or qcow2')
+      .option('--format <format>', 'vhd (fixed, whole MiB, for Hyper-V and Azure), raw or qcow2', 'vhd')
+      .option('--disk <disk>', "which disk: 'os' or 'data-<lun>'", 'os')
+      .option('--region <region>', "the region to read from (default: the gallery's)")
+      .option('-f, --file <path>', 'where to write it (default: <image>-<version>-<disk>.<format> in this folder)'),
+  ).action(async (name: string, opts: VersionScope & { format: string; disk: string; region?: string; file?: string }) => {
+    const ctx = loadContext();
+    const sub = await ctx.subscription();
+    const ext = opts.format === 'raw' ? 'img' : opts.format;
+    const file = opts.file ?? `${opts.image}-${name}-${opts.disk}.${ext}`;
+    const path = `/subscriptions/${sub}/resourceGroups/${opts.resourceGroup}/providers/Microsoft.Compute/galleries/${opts.gallery}/images/${opts.image}/versions/${name}/export`;
+    const bytes = await downloadTo(ctx.client, path, { 'api-version': '2025-03-03', format: opts.format, disk: opts.disk, region: opts.region }, file);
+    if (opts.output === 'json') return printJson({ file, bytes, format: opts.format });
+    say(opts, `Saved ${opts.disk} disk of ${opts.image} ${name} as ${opts.format} in ${file} (${(bytes / 2 ** 20).toFixed(1)} MiB).`);
+  });
 }

@@ -42,6 +42,13 @@
  *   all    virtual size 0                                 → DiskCorrupt
  *          virtual size above `maxVirtualSize` (default 2 TiB) → DiskTooLarge
  *          empty file                                     → DiskTruncated
+ *          metadata needing more than `readBudget` bytes  → DiskUnsupportedFeature
+ *          a field beyond 2^53, not a regular file        → DiskCorrupt
+ *
+ * The returned InspectedDisk is frozen and registered; ../qemu-img.ts refuses
+ * anything else, re-checks that the file (inode, size, mtime) did not change,
+ * and cross-checks `qemu-img info` (format, virtual size, no backing file, no
+ * data file, not encrypted). qemu-img failures and timeouts → DiskInspectionFailed.
  */
 import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
