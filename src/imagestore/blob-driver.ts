@@ -13,6 +13,12 @@ export interface BlobInfo {
 export interface PutOptions {
   /** Replace an existing blob (manifests). Chunks never pass this: a chunk that exists is already right. */
   overwrite?: boolean;
+  /**
+   * Many puts in a row (chunks of one import): the content is durable when put
+   * returns, but the blob's name may be lost in a crash until the next sync().
+   * Callers sync before writing what refers to the blobs (the manifest).
+   */
+  batch?: boolean;
 }
 
 /**
@@ -34,6 +40,8 @@ export interface BlobDriver {
   list(prefix: string): AsyncIterable<BlobInfo>;
   /** Renames a blob (quarantine of a corrupt chunk); returns whether `from` existed. */
   move(from: string, to: string): Promise<boolean>;
+  /** Makes the names of every batched put so far durable. */
+  sync(): Promise<void>;
   /** Removes leftovers of writes interrupted by a crash that are older than `olderThanMs`; returns how many. */
   cleanupTemporary(olderThanMs: number): Promise<number>;
 }

@@ -49,8 +49,13 @@ export class ChunkStore {
   /** Stores a chunk under its hash; returns the digest and whether it was new. */
   async putChunk(data: Uint8Array): Promise<{ digest: string; created: boolean }> {
     const digest = sha256(data);
-    const created = await this.driver.put(chunkKey(digest), data);
+    const created = await this.driver.put(chunkKey(digest), data, { batch: true });
     return { digest, created };
+  }
+
+  /** Makes every chunk put so far durable under its name; call before writing a manifest that names them. */
+  async flush(): Promise<void> {
+    await this.driver.sync();
   }
 
   /** Stores a chunk that arrived from elsewhere, refusing it unless its bytes hash to the expected digest. */
@@ -63,7 +68,7 @@ export class ChunkStore {
         `A chunk sent to region '${this.region}' as ${digest} has content hashing to ${actual}; it was refused and nothing was stored.`,
       );
     }
-    return this.driver.put(chunkKey(digest), data);
+    return this.driver.put(chunkKey(digest), data, { batch: true });
   }
 
   async hasChunk(digest: string): Promise<boolean> {
@@ -156,9 +161,66 @@ export class ChunkStore {
     }
     if (pendingLength) await schedule(Buffer.concat(pending, pendingLength));
     await Promise.all(inflight);
+    await this.flush();
     if (stats.bytesRead !== virtualSize) {
       throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
     }
+    while (blocks.length && blocks[blocks.length - 1] === null) blocks.pop();
+    return { disk: { name, virtualSize, blockSize, blocks }, stats };
+  }
+
+  /**
+   * Stores a disk read block by block at explicit offsets: `readBlock` fills
+   * the buffer it is given (reused between blocks) and returns the bytes, or
+   * null for a block it knows is zero without reading it (a hole).
+   */
+  async writeBlocks(
+    name: string,
+    virtualSize: number,
+    readBlock: (offset: number, length: number, buf: Buffer) => Promise<Buffer | null>,
+    opts: { blockSize?: number; concurrency?: number; onProgress?: (bytesDone: number) => void; signal?: AbortSignal } = {},
+  ): Promise<{ disk: DiskManifest; stats: WriteStats }> {
+    const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
+    const count = Math.ceil(virtualSize / blockSize);
+    const blocks: Array<string | null> = new Array(count).fill(null);
+    const stats: WriteStats = { bytesRead: 0, chunksCreated: 0, bytesCreated: 0 };
+    const zero = Buffer.alloc(blockSize);
+    let next = 0;
+    let done = 0;
+    const worker = async () => {
+      const buf = Buffer.allocUnsafe(blockSize);
+      while (next < count) {
+        opts.signal?.throwIfAborted();
+        const index = next++;
+        const offset = index * blockSize;
+        const length = Math.min(blockSize, virtualSize - offset);
+        const data = await readBlock(offset, length, buf);
+        if (data) {
+          if (data.length !== length) {
+            throw new LabforgeError(
+              400,
+              'DiskTruncated',
+              `The disk ends at ${offset + data.length} bytes, before its declared virtual size of ${virtualSize} bytes.`,
+            );
+          }
+          stats.bytesRead += length;
+          if (!data.equals(length === blockSize ? zero : zero.subarray(0, length))) {
+            const { digest, created } = await this.putChunk(data);
+            await chunkFault();
+            blocks[index] = digest;
+            if (created) {
+              stats.chunksCreated++;
+              stats.bytesCreated += length;
+            }
+          }
+        }
+        done += length;
+        opts.onProgress?.(done);
+      }
+    };
+    // Several blocks in flight overlap reading, hashing and fsync waits.
+    await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
+    await this.flush();
     while (blocks.length && blocks[blocks.length - 1] === null) blocks.pop();
     return { disk: { name, virtualSize, blockSize, blocks }, stats };
   }
@@ -187,6 +249,7 @@ export class ChunkStore {
   }
 
   async putManifest(name: string, manifest: Manifest): Promise<void> {
+    await this.flush();
     await this.driver.put(`manifests/${name}.json`, Buffer.from(JSON.stringify(manifest)), { overwrite: true });
   }
 

@@ -2,12 +2,16 @@
 // and a confined `qemu-img info` check it first; raw and fixed VHD content is
 // then read directly (the guest data sits at offset 0), every other format is
 // converted to a temporary raw file by qemu-img with an explicit format.
-// Nothing reads the file as a disk before the inspector accepted it.
-import { createReadStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+// Nothing reads the file as a disk before the inspector accepted it. Holes
+// (from `qemu-img map -f raw`) are not read at all.
+import { execFile } from 'node:child_process';
+import { mkdir, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { convert, type InspectedDisk, inspectAndCheck } from '../diskformat/index.js';
 import type { ChunkStore, DiskManifest, WriteStats } from './chunk-store.js';
+
+const run = promisify(execFile);
 
 export interface ImportOptions {
   /** Disk name in the manifest: `os` or `data-<lun>`. */
@@ -31,6 +35,39 @@ export interface ImportResult {
 
 const directlyReadable = (d: InspectedDisk) => d.format === 'raw' || (d.format === 'vhd' && d.details.subformat === 'fixed');
 
+/**
+ * The byte ranges of a file that hold data, from `qemu-img map -f raw`
+ * (which asks the file system for holes). `-f raw` never interprets content,
+ * so this is safe on any file; it runs confined like every qemu-img call.
+ */
+async function dataExtents(file: string, size: number): Promise<Array<[number, number]>> {
+  try {
+    const { stdout } = await run('prlimit', ['--as=1073741824', '--cpu=60', '--', 'qemu-img', 'map', '-f', 'raw', '--output=json', file], {
+      timeout: 120_000,
+      maxBuffer: 256 << 20,
+    });
+    const extents = JSON.parse(stdout) as Array<{ start: number; length: number; data: boolean; zero: boolean }>;
+    return extents.filter((e) => e.data && !e.zero && e.start < size).map((e) => [e.start, Math.min(e.start + e.length, size)] as [number, number]);
+  } catch {
+    // Without a map, read everything: slower, never wrong.
+    return [[0, size]];
+  }
+}
+
+/** Whether [start, end) overlaps a data extent; extents are sorted and disjoint. */
+function overlapsData(extents: Array<[number, number]>, start: number, end: number): boolean {
+  let lo = 0;
+  let hi = extents.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const [s, e] = extents[mid] as [number, number];
+    if (e <= start) lo = mid + 1;
+    else if (s >= end) hi = mid - 1;
+    else return true;
+  }
+  return false;
+}
+
 export async function importDisk(store: ChunkStore, file: string, opts: ImportOptions): Promise<ImportResult> {
   const checked = await inspectAndCheck(file, { maxVirtualSize: opts.maxVirtualSize });
   opts.signal?.throwIfAborted();
@@ -47,12 +84,23 @@ export async function importDisk(store: ChunkStore, file: string, opts: ImportOp
     }
     opts.signal?.throwIfAborted();
     const size = checked.virtualSize;
-    const stream = createReadStream(source, { start: 0, end: size - 1, highWaterMark: 4 << 20 });
-    const { disk, stats } = await store.writeDisk(opts.name, stream, size, {
-      signal: opts.signal,
-      onProgress: (read) => opts.onProgress?.(base + ((1 - base) * read) / size),
-    });
-    return { disk, stats, format: checked.format, details: checked.details };
+    const extents = await dataExtents(source, size);
+    const fh = await open(source, 'r');
+    try {
+      const { disk, stats } = await store.writeBlocks(
+        opts.name,
+        size,
+        async (offset, length, buf) => {
+          if (!overlapsData(extents, offset, offset + length)) return null;
+          const { bytesRead } = await fh.read(buf, 0, length, offset);
+          return buf.subarray(0, bytesRead);
+        },
+        { signal: opts.signal, onProgress: (done) => opts.onProgress?.(base + ((1 - base) * done) / size) },
+      );
+      return { disk, stats, format: checked.format, details: checked.details };
+    } finally {
+      await fh.close();
+    }
   } finally {
     if (converted) await rm(converted, { force: true });
   }

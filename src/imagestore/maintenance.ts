@@ -2,7 +2,8 @@
 // repair from another region), garbage collection (mark from manifests,
 // sweep unreferenced chunks older than a grace period), and usage figures.
 import { LabforgeError } from '../errors.js';
-import { type ChunkStore, chunkKey, type Manifest, manifestDigests, sha256 } from './chunk-store.js';
+import { type ChunkStore, chunkKey, type Manifest, manifestDigests } from './chunk-store.js';
+import { HashPool } from './hash-pool.js';
 
 export interface VerifyReport {
   region: string;
@@ -47,20 +48,33 @@ export async function verifyRegion(
   const referenced = new Set<string>();
   for (const m of (await regionManifests(store)).values()) for (const d of manifestDigests(m)) referenced.add(d);
   const present = new Set<string>();
-  for await (const b of store.driver.list('chunks/')) {
-    opts.signal?.throwIfAborted();
-    const digest = b.key.slice(b.key.lastIndexOf('/') + 1);
-    const data = await store.driver.get(b.key);
-    if (!data) continue;
-    report.chunksChecked++;
-    report.bytesChecked += data.length;
-    if (sha256(data) === digest) {
-      present.add(digest);
-    } else {
-      report.corrupt.push(digest);
-      await store.driver.move(b.key, `quarantine/${digest}.bad`);
+  const listed: string[] = [];
+  for await (const b of store.driver.list('chunks/')) listed.push(b.key);
+  // Reads stay several chunks ahead while worker threads hash.
+  const pool = new HashPool();
+  let next = 0;
+  const worker = async () => {
+    while (next < listed.length) {
+      opts.signal?.throwIfAborted();
+      const key = listed[next++] as string;
+      const digest = key.slice(key.lastIndexOf('/') + 1);
+      const data = await store.driver.get(key);
+      if (!data) continue;
+      report.chunksChecked++;
+      report.bytesChecked += data.length;
+      if ((await pool.hash(data)) === digest) {
+        present.add(digest);
+      } else {
+        report.corrupt.push(digest);
+        await store.driver.move(key, `quarantine/${digest}.bad`);
+      }
+      if (report.chunksChecked % 64 === 0) opts.onProgress?.(report);
     }
-    if (report.chunksChecked % 64 === 0) opts.onProgress?.(report);
+  };
+  try {
+    await Promise.all(Array.from({ length: 8 }, worker));
+  } finally {
+    await pool.close();
   }
   for (const digest of referenced) {
     if (present.has(digest)) continue;

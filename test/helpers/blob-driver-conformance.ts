@@ -63,6 +63,15 @@ export function runBlobDriverConformance(name: string, target: ConformanceTarget
       expect((listed[0] as { modifiedMs?: number }).modifiedMs).toBeGreaterThan(before);
     });
 
+    it('serves batched puts at once and makes them durable with sync()', async () => {
+      const d = await target.create();
+      for (let i = 0; i < 5; i++) expect(await d.put(`chunks/ff/f${i}`, Buffer.from(`v${i}`), { batch: true })).toBe(true);
+      expect((await d.get('chunks/ff/f3'))?.toString()).toBe('v3');
+      await d.sync();
+      await d.sync();
+      expect((await collect(d.list('chunks/ff/'))).length).toBe(5);
+    });
+
     it('stores large blobs', async () => {
       const d = await target.create();
       const data = randomBytes(8 << 20);

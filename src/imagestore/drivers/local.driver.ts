@@ -25,6 +25,8 @@ const isNotFound = (err: unknown) => (err as NodeJS.ErrnoException).code === 'EN
 export class LocalBlobDriver implements BlobDriver {
   readonly kind = 'local';
   private readonly madeDirs = new Set<string>();
+  /** Directories with entries created by batched puts and not yet fsynced. */
+  private readonly unsyncedDirs = new Set<string>();
 
   constructor(readonly root: string) {}
 
@@ -35,7 +37,9 @@ export class LocalBlobDriver implements BlobDriver {
 
   private async ensureDir(dir: string): Promise<void> {
     if (this.madeDirs.has(dir)) return;
-    await fs.mkdir(dir, { recursive: true });
+    const first = await fs.mkdir(dir, { recursive: true });
+    // A new directory's own entry must be durable too: fsync each parent of what was created.
+    if (first) for (let d = dir; d.length >= first.length && d !== dirname(d); d = dirname(d)) await fsyncDir(dirname(d));
     this.madeDirs.add(dir);
   }
 
@@ -71,8 +75,20 @@ export class LocalBlobDriver implements BlobDriver {
       await fs.rm(tmp, { force: true });
       throw err;
     }
-    await fsyncDir(dir);
+    if (opts.batch) this.unsyncedDirs.add(dir);
+    else await fsyncDir(dir);
     return created;
+  }
+
+  async sync(): Promise<void> {
+    const dirs = [...this.unsyncedDirs];
+    this.unsyncedDirs.clear();
+    try {
+      await Promise.all(dirs.map((d) => fsyncDir(d)));
+    } catch (err) {
+      for (const d of dirs) this.unsyncedDirs.add(d);
+      throw err;
+    }
   }
 
   /** Marks an existing blob as just used; false when there is none. */
