@@ -564,7 +564,7 @@ const machine = {
   memGiB: Number((totalmem() / GiB).toFixed(1)),
   freeMemGiB: Number((freemem() / GiB).toFixed(1)),
   tmpdir: tmpdir(),
-  tmpFilesystem: version('stat', ['-f', '-c', '%T', tmpdir()]),
+  tmpFilesystem: version('findmnt', ['-n', '-o', 'FSTYPE', '-T', tmpdir()]) ?? version('stat', ['-f', '-c', '%T', tmpdir()]),
   qemuImg: version('qemu-img', ['--version']),
   rsync: version('rsync', ['--version']),
   sha256sum: version('sha256sum', ['--version']),

@@ -24,7 +24,6 @@ export class HashPool {
         this.pending.get(id)?.(digest);
         this.pending.delete(id);
       });
-      w.unref();
       this.workers.push(w);
     }
   }
