@@ -1,7 +1,7 @@
 // SIGKILL during an import and during a replication: after a restart the
 // operation finishes, the content is right in every region, verify finds
 // nothing wrong, and no temporary file is left.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,28 +10,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import * as tus from 'tus-js-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TokenService } from '../src/services/token.service.js';
+import { serveProcess } from './helpers/serve-process.js';
 import { COMPUTE, LABFORGE, RESOURCES } from './helpers/server.js';
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'labforge.js');
 const MiB = 1 << 20;
-
-async function serve(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string }> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-  });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const m = /labforge is running at (\S+)/.exec(out);
-    if (m) return { child, url: m[1] as string, output: () => out };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${out}`);
-    await sleep(50);
-  }
-}
 
 const files = (dir: string): string[] =>
   existsSync(dir)
@@ -54,7 +36,7 @@ describe('crash recovery of imports and replication', () => {
       dirs.push(dataDir);
       const token = TokenService.generate().token;
       const env = { LABFORGE_DATA_DIR: dataDir, LABFORGE_LISTEN: '127.0.0.1:0', LABFORGE_TLS: '0', LABFORGE_ADMIN_TOKEN: token, LABFORGE_LEASE_SECONDS: '1' };
-      const first = await serve({ ...env, LABFORGE_FAULT_INJECTION: 'chunk-delay-ms=60' });
+      const first = await serveProcess({ ...env, LABFORGE_FAULT_INJECTION: 'chunk-delay-ms=60' });
       procs.push(first.child);
       const call = async (url: string, method: string, path: string, body?: unknown) => {
         const r = await fetch(`${url}${path}`, {
@@ -104,7 +86,7 @@ describe('crash recovery of imports and replication', () => {
       const sentBefore = files(join(dataDir, 'regions', 'site-b', 'chunks')).filter((f) => /\/[0-9a-f]{64}$/.test(f)).length;
       expect(files(join(dataDir, 'regions', 'site-b', 'manifests'))).toEqual([]);
 
-      const second = await serve(env);
+      const second = await serveProcess(env);
       procs.push(second.child);
       let op: any;
       for (let i = 0; i < 400; i++) {

@@ -1,6 +1,6 @@
 // A server process killed with SIGKILL in the middle of an operation: the
 // next start finds the operation, resumes it where it stopped, and completes it.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,34 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../src/services/token.service.js';
 import { createPgDatabase, DIALECTS } from './helpers/pg.js';
+import { serveProcess } from './helpers/serve-process.js';
 import { COMPUTE, RESOURCES } from './helpers/server.js';
-
-const BIN = join(import.meta.dirname, '..', 'bin', 'labforge.js');
-
-interface Proc {
-  child: ChildProcess;
-  url: string;
-  output: () => string;
-}
-
-/** Starts `labforge serve` and waits for the line that gives its URL. */
-async function serve(env: Record<string, string>): Promise<Proc> {
-  const child = spawn(process.execPath, [BIN, 'serve'], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout?.on('data', (d) => {
-    out += d;
-  });
-  child.stderr?.on('data', (d) => {
-    out += d;
-  });
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const m = /labforge is running at (\S+)/.exec(out);
-    if (m) return { child, url: m[1] as string, output: () => out };
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`server did not start:\n${out}`);
-    await sleep(50);
-  }
-}
 
 describe.each(DIALECTS)('crash recovery (%s)', (dialect) => {
   let dataDir: string;
@@ -68,7 +42,7 @@ describe.each(DIALECTS)('crash recovery (%s)', (dialect) => {
       ...dbEnv,
     };
     // Each step pauses 1.5 s, so the kill lands between steps.
-    const first = await serve({ ...env, LABFORGE_FAULT_INJECTION: 'step-delay-ms=1500' });
+    const first = await serveProcess({ ...env, LABFORGE_FAULT_INJECTION: 'step-delay-ms=1500' });
     procs.push(first.child);
     const call = async (base: string, method: string, path: string, body?: unknown) => {
       const r = await fetch(`${base}${path}`, {
@@ -108,7 +82,7 @@ describe.each(DIALECTS)('crash recovery (%s)', (dialect) => {
     first.child.kill('SIGKILL');
     await new Promise((r) => first.child.once('exit', r));
 
-    const second = await serve(env);
+    const second = await serveProcess(env);
     procs.push(second.child);
     let after: any;
     for (let i = 0; i < 300; i++) {
