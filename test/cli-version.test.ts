@@ -1,29 +1,17 @@
 // `labforge version create|update|delete` as a user runs them: the built
 // program as a child process against a real TLS server, uploading disks with
 // tus (resuming after an interrupted run), importing and replicating them.
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, ensureBuilt, ROOT } from './helpers/cli.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer } from './helpers/server.js';
 
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'labforge.js');
 const MiB = 1 << 20;
-
-/** True when some src/*.ts is newer than its compiled dist/*.js (scripts/test.sh builds first; a bare vitest run may not). */
-function distIsStale(): boolean {
-  const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
-  return walk(join(ROOT, 'src')).some((src) => {
-    const out = join(ROOT, 'dist', relative(join(ROOT, 'src'), src).replace(/\.ts$/, '.js'));
-    return !existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs;
-  });
-}
 
 interface CliResult {
   code: number | null;
@@ -132,10 +120,7 @@ describe('labforge version create, update and delete', () => {
   };
 
   beforeAll(async () => {
-    if (distIsStale()) {
-      const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-      if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error(`the build failed:\n${r.stdout}${r.stderr}`);
-    }
+    ensureBuilt();
     t = await startTestServer('sqlite', { tls: true });
     home = mkdtempSync(join(tmpdir(), 'labforge-cli-version-'));
     configDir = join(home, 'config');

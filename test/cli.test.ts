@@ -1,26 +1,13 @@
 // The command-line client as a user meets it: the built `labforge` program run
 // as a child process against a real TLS server, checking output and exit codes.
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TokenService } from '../src/services/token.service.js';
+import { BIN, ensureBuilt, ROOT } from './helpers/cli.js';
 import { COMPUTE, startTestServer, type TestServer } from './helpers/server.js';
-
-const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin', 'labforge.js');
-
-/** True when some src/*.ts is newer than its compiled dist/*.js (scripts/test.sh builds first; a bare vitest run may not). */
-function distIsStale(): boolean {
-  const walk = (dir: string): string[] =>
-    readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith('.ts') ? [join(dir, e.name)] : []));
-  return walk(join(ROOT, 'src')).some((src) => {
-    const out = join(ROOT, 'dist', relative(join(ROOT, 'src'), src).replace(/\.ts$/, '.js'));
-    return !existsSync(out) || statSync(out).mtimeMs < statSync(src).mtimeMs;
-  });
-}
 
 interface CliResult {
   code: number | null;
@@ -67,10 +54,7 @@ describe('labforge command-line client', () => {
   const loginArgs = (token: string) => ['login', '--server', t.server.url, '--token', token, '--ca-file', t.server.caFile as string];
 
   beforeAll(async () => {
-    if (distIsStale()) {
-      const r = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-      if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) throw new Error(`the build failed:\n${r.stdout}${r.stderr}`);
-    }
+    ensureBuilt();
     t = await startTestServer('sqlite', { tls: true });
     home = mkdtempSync(join(tmpdir(), 'labforge-cli-'));
     adminDir = join(home, 'admin');

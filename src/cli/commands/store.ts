@@ -119,6 +119,24 @@ export function registerStore(program: Command): void {
       ]),
       'No version has content in the image stores yet.',
     );
+    // Per gallery and region; chunks shared between versions count once in the region totals below.
+    const galleries = new Map<string, { region: string; gallery: string; versions: number; logical: number; cost: number }>();
+    for (const v of u.versions) {
+      const key = `${v.region}/${v.gallery ?? '(deleted)'}`;
+      const g = galleries.get(key) ?? { region: v.region, gallery: v.gallery ?? '(deleted)', versions: 0, logical: 0, cost: 0 };
+      g.versions++;
+      g.logical += v.logicalBytes;
+      g.cost += v.monthlyCost;
+      galleries.set(key, g);
+    }
+    if (galleries.size) {
+      process.stdout.write('\n');
+      printTable(
+        ['REGION', 'GALLERY', 'VERSIONS', 'LOGICAL', 'COST/MONTH'],
+        [...galleries.values()].map((g) => [g.region, g.gallery, g.versions, gib(g.logical), g.cost.toFixed(2)]),
+        '',
+      );
+    }
     process.stdout.write(
       `\n${u.regions.map((r) => `${r.region}: ${gib(r.totalStoredBytes)} stored, ${r.monthlyCost.toFixed(2)} per month`).join('\n')}\n(price: ${u.pricePerGiBMonth} per GiB-month per replica; set images.pricePerGiBMonth in the configuration)\n`,
     );
