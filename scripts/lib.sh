@@ -36,8 +36,8 @@ ensure_debian_packages() {
     || die "apt-get install ${missing[*]} failed"
 }
 
-# Packages the server needs at run time (qemu-img, prlimit) and to build its native modules.
-RUNTIME_PACKAGES=(python3 make g++ qemu-utils util-linux)
+# Packages the server needs at run time (qemu-img, prlimit, QEMU with BIOS and UEFI firmware) and to build its native modules.
+RUNTIME_PACKAGES=(python3 make g++ qemu-utils util-linux qemu-system-x86 ovmf)
 # Packages the test suite needs in addition.
 TEST_PACKAGES=(postgresql)
 
