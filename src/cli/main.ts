@@ -26,6 +26,8 @@ export async function main(argv: string[]): Promise<void> {
   if (!first || !CLIENT_COMMANDS.includes(first)) {
     const { registerServe } = await import('./serve.js');
     registerServe(program);
+    const { registerDoctor } = await import('./doctor.js');
+    registerDoctor(program);
   }
   registerClientCommands(program);
   try {
