@@ -1,0 +1,90 @@
+// Materialised bases: to boot a version, a host needs a local read-only file
+// of its disk. It is built once per host from a region's chunks (each verified
+// by hash), named by the digest of the disk's manifest, and shared by every VM
+// of that version: VMs are qcow2 overlays on it, so creating one copies nothing.
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
+
+const run = promisify(execFile);
+
+export const diskDigest = (d: DiskManifest) =>
+  createHash('sha256')
+    .update(JSON.stringify([d.virtualSize, d.blockSize, d.blocks]))
+    .digest('hex');
+
+export class BaseCache {
+  private readonly building = new Map<string, Promise<string>>();
+
+  constructor(readonly dir: string) {}
+
+  pathFor(disk: DiskManifest): string {
+    return join(this.dir, `${diskDigest(disk)}.raw`);
+  }
+
+  /** The base file of a disk, built from the store's chunks the first time. */
+  async materialize(store: ChunkStore, disk: DiskManifest): Promise<string> {
+    const path = this.pathFor(disk);
+    try {
+      await stat(path);
+      return path;
+    } catch {
+      // not built yet
+    }
+    let p = this.building.get(path);
+    if (!p) {
+      p = this.build(store, disk, path).finally(() => this.building.delete(path));
+      this.building.set(path, p);
+    }
+    return p;
+  }
+
+  private async build(store: ChunkStore, disk: DiskManifest, path: string): Promise<string> {
+    await mkdir(this.dir, { recursive: true });
+    const tmp = `${path}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      const h = await open(tmp, 'wx', 0o644);
+      try {
+        // Zero blocks stay holes: the file is as sparse as the image.
+        for (const [i, digest] of disk.blocks.entries()) if (digest) await h.write(await store.getChunk(digest), 0, undefined, i * disk.blockSize);
+        await h.truncate(disk.virtualSize);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+      await chmod(tmp, 0o444);
+      await rename(tmp, path);
+      return path;
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  /** A copy-on-write overlay on a base: a VM's writable disk, created in milliseconds. */
+  async createOverlay(base: string, overlay: string): Promise<void> {
+    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay], { timeout: 30_000 });
+  }
+
+  /** Removes bases no VM uses (and leftovers of interrupted builds); returns the names removed. */
+  async collect(inUse: Set<string>): Promise<string[]> {
+    let names: string[] = [];
+    try {
+      names = await readdir(this.dir);
+    } catch {
+      return [];
+    }
+    const removed: string[] = [];
+    for (const n of names) {
+      const p = join(this.dir, n);
+      if (n.includes('.tmp-') || (n.endsWith('.raw') && !inUse.has(p))) {
+        await rm(p, { force: true });
+        removed.push(n);
+      }
+    }
+    return removed;
+  }
+}

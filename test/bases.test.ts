@@ -1,0 +1,58 @@
+// Materialised bases and copy-on-write overlays: a version's disk becomes one
+// local read-only file; VMs get overlays that never change it.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BaseCache } from '../src/compute/bases.js';
+import { ChunkStore, chunkKey } from '../src/imagestore/chunk-store.js';
+import { LocalBlobDriver } from '../src/imagestore/drivers/local.driver.js';
+
+const MiB = 1 << 20;
+const dir = mkdtempSync(join(tmpdir(), 'labforge-bases-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+async function* once(b: Buffer) {
+  yield b;
+}
+
+describe('materialised bases', () => {
+  const store = new ChunkStore(new LocalBlobDriver(join(dir, 'region')), 'site-a');
+  const cache = new BaseCache(join(dir, 'bases'));
+  const content = Buffer.concat([randomBytes(2 * MiB), Buffer.alloc(5 * MiB), randomBytes(MiB)]);
+
+  it('builds a sparse read-only base once and shares it', async () => {
+    const { disk } = await store.writeDisk('os', once(content), content.length);
+    const base = await cache.materialize(store, disk);
+    expect(Buffer.compare(readFileSync(base), content)).toBe(0);
+    expect(statSync(base).mode & 0o777).toBe(0o444);
+    // Sparse: the 5 MiB of zeros take no space.
+    expect(statSync(base).blocks * 512).toBeLessThan(content.length - 4 * MiB);
+    const [a, b] = await Promise.all([cache.materialize(store, disk), cache.materialize(store, disk)]);
+    expect(a).toBe(base);
+    expect(b).toBe(base);
+  });
+
+  it('creates overlays whose writes never reach the base', async () => {
+    const { disk } = await store.writeDisk('os', once(content), content.length);
+    const base = await cache.materialize(store, disk);
+    const overlay = join(dir, 'vm1.qcow2');
+    await cache.createOverlay(base, overlay);
+    expect(statSync(overlay).size).toBeLessThan(MiB);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0xab 0 1M', overlay]);
+    expect(Buffer.compare(readFileSync(base), content)).toBe(0);
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '-f', 'qcow2', '--output=json', overlay]).toString());
+    expect(info['backing-filename']).toBe(base);
+    expect(info['backing-filename-format']).toBe('raw');
+  });
+
+  it('refuses to build a base from a corrupt chunk, leaving nothing behind', async () => {
+    const other = Buffer.concat([randomBytes(MiB), randomBytes(MiB)]);
+    const { disk } = await store.writeDisk('os', once(other), other.length);
+    writeFileSync(join(dir, 'region', ...chunkKey(disk.blocks[1] as string).split('/')), randomBytes(MiB));
+    await expect(cache.materialize(store, disk)).rejects.toMatchObject({ code: 'ChunkCorrupt' });
+    expect(await cache.collect(new Set([cache.pathFor(disk)]))).toEqual([expect.stringMatching(/\.raw$/)]);
+  });
+});
