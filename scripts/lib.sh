@@ -37,7 +37,7 @@ ensure_debian_packages() {
 }
 
 # Packages the server needs at run time (qemu-img, prlimit, QEMU with BIOS and UEFI firmware) and to build its native modules.
-RUNTIME_PACKAGES=(python3 make g++ qemu-utils util-linux qemu-system-x86 ovmf)
+RUNTIME_PACKAGES=(python3 make g++ qemu-utils util-linux qemu-system-x86 ovmf genisoimage openssl)
 # Packages the test suite needs in addition.
 TEST_PACKAGES=(postgresql)
 
