@@ -1,0 +1,62 @@
+// Capturing a VM's overlay costs what changed: only the touched blocks are
+// read and stored, and the result reads back as base + the guest's writes.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { BaseCache } from '../src/compute/bases.js';
+import { captureOverlay } from '../src/compute/capture.js';
+import { ChunkStore } from '../src/imagestore/chunk-store.js';
+import { LocalBlobDriver } from '../src/imagestore/drivers/local.driver.js';
+
+const MiB = 1 << 20;
+const dir = mkdtempSync(join(tmpdir(), 'labforge-capture-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+async function* once(b: Buffer) {
+  yield b;
+}
+
+describe('capture', () => {
+  it('stores only the blocks the guest changed and reads back the new content', async () => {
+    const store = new ChunkStore(new LocalBlobDriver(join(dir, 'region')), 'site-a');
+    const original = Buffer.concat([randomBytes(12 * MiB), Buffer.alloc(4 * MiB)]);
+    const { disk } = await store.writeDisk('os', once(original), original.length);
+    const base = await new BaseCache(join(dir, 'bases')).materialize(store, disk);
+    const overlay = join(dir, 'vm.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay]);
+    // The guest writes 2 MiB at 3 MiB, 4 KiB inside block 9, and zeroes block 11.
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0xab 3M 2M', '-c', 'write -P 0xcd 9437184 4096', '-c', 'write -z 11M 1M', overlay]);
+    const expected = Buffer.from(original);
+    expected.fill(0xab, 3 * MiB, 5 * MiB);
+    expected.fill(0xcd, 9 * MiB, 9 * MiB + 4096);
+    expected.fill(0, 11 * MiB, 12 * MiB);
+
+    const before = readdirSync(join(dir, 'region', 'chunks'), { recursive: true }).length;
+    const { disk: captured, stats } = await captureOverlay(store, { disk, path: base }, overlay, { name: 'os', tmpDir: join(dir, 'tmp') });
+    expect(stats.blocksChanged).toBe(4);
+    // Blocks 3 and 4 now hold the same bytes (all 0xab): one chunk serves both.
+    expect(stats.chunksCreated).toBe(2);
+    // 2 MiB + 4 KiB from the overlay and one 1 MiB base block to merge the 4 KiB into: not the 16 MiB disk.
+    expect(stats.bytesRead).toBe(2 * MiB + 4096 + MiB);
+    expect(readdirSync(join(dir, 'region', 'chunks'), { recursive: true }).length).toBeLessThanOrEqual(before + 2 + 2);
+    expect(captured.blocks[11]).toBeNull();
+    const parts: Buffer[] = [];
+    for await (const p of store.readDisk(captured)) parts.push(p);
+    expect(Buffer.compare(Buffer.concat(parts), expected)).toBe(0);
+    expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
+  });
+
+  it('captures an untouched overlay as the base itself, reading nothing', async () => {
+    const store = new ChunkStore(new LocalBlobDriver(join(dir, 'region2')), 'site-a');
+    const original = randomBytes(3 * MiB);
+    const { disk } = await store.writeDisk('os', once(original), original.length);
+    const base = await new BaseCache(join(dir, 'bases2')).materialize(store, disk);
+    const overlay = join(dir, 'vm2.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay]);
+    const { disk: captured, stats } = await captureOverlay(store, { disk, path: base }, overlay, { name: 'os', tmpDir: join(dir, 'tmp') });
+    expect(stats).toEqual({ blocksChanged: 0, bytesRead: 0, chunksCreated: 0, bytesCreated: 0 });
+    expect(captured.blocks).toEqual(disk.blocks);
+  });
+});
