@@ -38,8 +38,9 @@ describe('capture', () => {
     expect(stats.blocksChanged).toBe(4);
     // Blocks 3 and 4 now hold the same bytes (all 0xab): one chunk serves both.
     expect(stats.chunksCreated).toBe(2);
-    // 2 MiB + 4 KiB from the overlay and one 1 MiB base block to merge the 4 KiB into: not the 16 MiB disk.
-    expect(stats.bytesRead).toBe(2 * MiB + 4096 + MiB);
+    // 2 MiB and one 64 KiB qcow2 cluster (around the 4 KiB write) from the overlay, and the 1 MiB base block
+    // to merge that cluster into: not the 16 MiB disk.
+    expect(stats.bytesRead).toBe(2 * MiB + 64 * 1024 + MiB);
     expect(readdirSync(join(dir, 'region', 'chunks'), { recursive: true }).length).toBeLessThanOrEqual(before + 2 + 2);
     expect(captured.blocks[11]).toBeNull();
     const parts: Buffer[] = [];
