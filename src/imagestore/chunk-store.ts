@@ -1,9 +1,11 @@
 // Chunks and manifests on top of a blob driver: writing a raw disk stream as
 // chunks, reading it back verified, and storing manifests. Format: index.ts.
 import { createHash } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { LabforgeError } from '../errors.js';
 import { chunkFault } from '../faults.js';
 import type { BlobDriver } from './blob-driver.js';
+import { type BlockResult, HashPool } from './hash-pool.js';
 
 export const DEFAULT_BLOCK_SIZE = 1 << 20;
 export const MANIFEST_FORMAT = 'labforge-manifest/1';
@@ -28,6 +30,18 @@ export interface WriteStats {
   chunksCreated: number;
   bytesCreated: number;
 }
+
+/** Fills `buf` with `length` bytes of the disk at `offset` and returns them, or null for a block known to be zero (a hole). */
+export type ReadBlock = (offset: number, length: number, buf: Buffer) => Promise<Buffer | null>;
+
+/** A raw disk file read at explicit offsets (on the hashing threads), with a test for ranges known to be holes. */
+export interface BlockFile {
+  path: string;
+  isHole: (offset: number, length: number) => boolean;
+}
+
+const truncated = (end: number, virtualSize: number) =>
+  new LabforgeError(400, 'DiskTruncated', `The disk ends at ${end} bytes, before its declared virtual size of ${virtualSize} bytes.`);
 
 const DIGEST = /^[0-9a-f]{64}$/;
 export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -170,56 +184,113 @@ export class ChunkStore {
   }
 
   /**
-   * Stores a disk read block by block at explicit offsets: `readBlock` fills
-   * the buffer it is given (reused between blocks) and returns the bytes, or
-   * null for a block it knows is zero without reading it (a hole).
+   * Stores a disk read block by block at explicit offsets. `source` is either
+   * a function that fills the buffer it is given (reused between blocks) and
+   * returns the bytes, or null for a block it knows is zero without reading it
+   * (a hole); or a file with a hole test, whose blocks are then read on the
+   * hashing threads. Zero blocks are not stored.
    */
   async writeBlocks(
     name: string,
     virtualSize: number,
-    readBlock: (offset: number, length: number, buf: Buffer) => Promise<Buffer | null>,
+    source: ReadBlock | BlockFile,
     opts: { blockSize?: number; concurrency?: number; onProgress?: (bytesDone: number) => void; signal?: AbortSignal } = {},
   ): Promise<{ disk: DiskManifest; stats: WriteStats }> {
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
     const count = Math.ceil(virtualSize / blockSize);
     const blocks: Array<string | null> = new Array(count).fill(null);
     const stats: WriteStats = { bytesRead: 0, chunksCreated: 0, bytesCreated: 0 };
-    const zero = Buffer.alloc(blockSize);
-    let next = 0;
+    // Buffers in use at once: reading (or queued for a hashing thread) and waiting on chunk writes.
+    // Memory stays at slots × blockSize (32 MiB by default).
+    const slots = Math.max(2, opts.concurrency ?? Math.max(8, Math.min(64, Math.floor((32 << 20) / blockSize))));
+    const free: Buffer[] = [];
+    for (let i = 0; i < slots; i++) free.push(Buffer.from(new ArrayBuffer(blockSize)));
+    let waiter: (() => void) | undefined;
+    const release = (buf: Buffer) => {
+      free.push(buf);
+      waiter?.();
+      waiter = undefined;
+    };
+    // At least four threads even on two cores: each reads then hashes, and a thread waiting on a cold read leaves its core to another.
+    const pool = new HashPool(Math.max(4, Math.min(8, availableParallelism())));
+    const inflight = new Set<Promise<void>>();
+    let failure: { err: unknown } | undefined;
     let done = 0;
-    const worker = async () => {
-      const buf = Buffer.allocUnsafe(blockSize);
-      while (next < count) {
-        opts.signal?.throwIfAborted();
-        const index = next++;
-        const offset = index * blockSize;
-        const length = Math.min(blockSize, virtualSize - offset);
-        const data = await readBlock(offset, length, buf);
-        if (data) {
-          if (data.length !== length) {
-            throw new LabforgeError(
-              400,
-              'DiskTruncated',
-              `The disk ends at ${offset + data.length} bytes, before its declared virtual size of ${virtualSize} bytes.`,
-            );
-          }
-          stats.bytesRead += length;
-          if (!data.equals(length === blockSize ? zero : zero.subarray(0, length))) {
-            const { digest, created } = await this.putChunk(data);
-            await chunkFault();
-            blocks[index] = digest;
-            if (created) {
-              stats.chunksCreated++;
-              stats.bytesCreated += length;
-            }
+
+    const storeBlock = async (index: number, buf: Buffer): Promise<void> => {
+      const offset = index * blockSize;
+      const length = Math.min(blockSize, virtualSize - offset);
+      let result: BlockResult;
+      if (typeof source === 'function') {
+        const data = await source(offset, length, buf);
+        if (data === null) {
+          release(buf);
+          done += length;
+          opts.onProgress?.(done);
+          return;
+        }
+        if (data.length !== length) {
+          release(buf);
+          throw truncated(offset + data.length, virtualSize);
+        }
+        // The buffer goes to a hashing thread and back: bytes returned from elsewhere are copied into it first.
+        if (data.buffer !== buf.buffer || data.byteOffset !== 0) buf.set(data);
+        result = await pool.block(buf, length);
+      } else {
+        // Runs of 4 blocks per thread: each thread reads its file sequentially in 4 MiB stretches.
+        result = await pool.block(buf, length, { path: source.path, offset }, Math.floor(index / 4));
+        if (result.bytes !== length) {
+          release(result.buf);
+          throw truncated(offset + result.bytes, virtualSize);
+        }
+      }
+      try {
+        stats.bytesRead += length;
+        if (result.digest !== null) {
+          const created = await this.driver.put(chunkKey(result.digest), result.buf.subarray(0, length), { batch: true });
+          await chunkFault();
+          blocks[index] = result.digest;
+          if (created) {
+            stats.chunksCreated++;
+            stats.bytesCreated += length;
           }
         }
-        done += length;
-        opts.onProgress?.(done);
+      } finally {
+        release(result.buf);
       }
+      done += length;
+      opts.onProgress?.(done);
     };
-    // Several blocks in flight overlap reading, hashing and fsync waits.
-    await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
+
+    try {
+      for (let index = 0; index < count && !failure; index++) {
+        opts.signal?.throwIfAborted();
+        if (typeof source !== 'function') {
+          const offset = index * blockSize;
+          const length = Math.min(blockSize, virtualSize - offset);
+          if (source.isHole(offset, length)) {
+            done += length;
+            opts.onProgress?.(done);
+            continue;
+          }
+        }
+        while (!free.length && !failure) await new Promise<void>((r) => (waiter = r));
+        if (failure) break;
+        const buf = free.pop() as Buffer;
+        const p: Promise<void> = storeBlock(index, buf)
+          .catch((err) => {
+            failure ??= { err };
+            waiter?.();
+          })
+          .finally(() => inflight.delete(p));
+        inflight.add(p);
+      }
+      await Promise.all(inflight);
+    } finally {
+      await Promise.all(inflight);
+      await pool.close();
+    }
+    if (failure) throw failure.err;
     await this.flush();
     while (blocks.length && blocks[blocks.length - 1] === null) blocks.pop();
     return { disk: { name, virtualSize, blockSize, blocks }, stats };

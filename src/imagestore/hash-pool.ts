@@ -1,46 +1,160 @@
-// SHA-256 on worker threads, so verification hashes on every core while the
-// main thread keeps reads in flight. Buffers are transferred, not copied.
+// SHA-256 on worker threads, so verification and imports hash on every core
+// while the main thread keeps reads and writes in flight. Buffers are
+// transferred, not copied. For imports a worker can also read the block
+// itself (positioned reads on its own thread, so reads never queue behind the
+// fsyncs of chunk writes in libuv's small thread pool) and test it for zeros
+// before hashing; the buffer comes back with the result, to be reused.
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
-parentPort.on('message', ({ id, buf }) => {
-  parentPort.postMessage({ id, digest: createHash('sha256').update(new Uint8Array(buf)).digest('hex') });
+const { openSync, readSync, closeSync } = require('node:fs');
+const fds = new Map();
+let zero = Buffer.alloc(0);
+// All-zero test: a few words first (data blocks almost always fail there), then one compare.
+function isZero(b) {
+  const n = b.length;
+  if (n === 0) return true;
+  if (b[0] !== 0 || b[n - 1] !== 0 || b[n >> 1] !== 0 || b[n >> 2] !== 0 || b[(3 * n) >> 2] !== 0) return false;
+  if (zero.length < n) zero = Buffer.alloc(n);
+  return b.equals(n === zero.length ? zero : zero.subarray(0, n));
+}
+parentPort.on('message', (m) => {
+  try {
+    if (m.op === 'hash') {
+      parentPort.postMessage({ id: m.id, digest: createHash('sha256').update(new Uint8Array(m.buf)).digest('hex') });
+      return;
+    }
+    if (m.op === 'close') {
+      for (const fd of fds.values()) closeSync(fd);
+      fds.clear();
+      parentPort.postMessage({ id: m.id });
+      return;
+    }
+    // 'block': optionally read [offset, offset + length) of a file into buf, then zero-test and hash it; buf goes back.
+    const b = Buffer.from(m.buf, 0, m.length);
+    let n = m.length;
+    if (m.path !== undefined) {
+      let fd = fds.get(m.path);
+      if (fd === undefined) {
+        fd = openSync(m.path, 'r');
+        fds.set(m.path, fd);
+      }
+      n = 0;
+      while (n < m.length) {
+        const r = readSync(fd, b, n, m.length - n, m.offset + n);
+        if (r === 0) break;
+        n += r;
+      }
+    }
+    const data = b.subarray(0, n);
+    const digest = n === m.length && !isZero(data) ? createHash('sha256').update(data).digest('hex') : null;
+    parentPort.postMessage({ id: m.id, digest, bytes: n, buf: m.buf }, [m.buf]);
+  } catch (err) {
+    const back = m.buf && m.buf.byteLength ? [m.buf] : [];
+    parentPort.postMessage({ id: m.id, error: err instanceof Error ? err.message : String(err), code: err && err.code, buf: m.buf }, back);
+  }
 });
 `;
 
+export interface BlockResult {
+  /** SHA-256 in hex, or null when the block is all zeros or shorter than asked. */
+  digest: string | null;
+  /** Bytes in the block (fewer than asked when a read hit the end of the file). */
+  bytes: number;
+  /** The buffer that was passed in, usable again (its memory came back from the worker). */
+  buf: Buffer;
+}
+
+interface Reply {
+  id: number;
+  digest?: string | null;
+  bytes?: number;
+  buf?: ArrayBuffer;
+  error?: string;
+  code?: string;
+}
+
 export class HashPool {
   private readonly workers: Worker[] = [];
-  private readonly pending = new Map<number, (digest: string) => void>();
+  private readonly pending = new Map<number, (reply: Reply) => void>();
+  private readonly dead = new Set<Worker>();
   private nextId = 0;
   private turn = 0;
 
   constructor(size = availableParallelism()) {
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = new Worker(WORKER, { eval: true });
-      w.on('message', ({ id, digest }: { id: number; digest: string }) => {
-        this.pending.get(id)?.(digest);
-        this.pending.delete(id);
+      w.on('message', (reply: Reply) => {
+        this.pending.get(reply.id)?.(reply);
+        this.pending.delete(reply.id);
       });
+      // A worker that dies fails what is waiting (ids are not per worker: fail them all) instead of hanging it.
+      const fail = (err: unknown) => {
+        this.dead.add(w);
+        const error = err instanceof Error ? err.message : 'hash worker exited';
+        for (const [id, resolve] of this.pending) resolve({ id, error });
+        this.pending.clear();
+      };
+      w.on('error', fail);
+      w.on('exit', fail);
       this.workers.push(w);
     }
   }
 
-  /** Hashes the bytes; `data` is unusable afterwards (its memory moves to the worker). */
-  hash(data: Buffer): Promise<string> {
-    let owned = data;
-    if (data.byteOffset !== 0 || data.buffer.byteLength !== data.length) owned = Buffer.from(data);
+  get size(): number {
+    return this.workers.length;
+  }
+
+  private send(worker: Worker, msg: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<Reply> {
     const id = this.nextId++;
-    const worker = this.workers[this.turn++ % this.workers.length] as Worker;
+    if (this.dead.has(worker)) return Promise.resolve({ id, error: 'hash worker exited' });
     return new Promise((resolve) => {
       this.pending.set(id, resolve);
-      worker.postMessage({ id, buf: owned.buffer }, [owned.buffer as ArrayBuffer]);
+      worker.postMessage({ ...msg, id }, transfer);
     });
   }
 
+  private pick(lane?: number): Worker {
+    return this.workers[(lane ?? this.turn++) % this.workers.length] as Worker;
+  }
+
+  /** Hashes the bytes; `data` is unusable afterwards (its memory moves to the worker). */
+  async hash(data: Buffer): Promise<string> {
+    let owned = data;
+    if (data.byteOffset !== 0 || data.buffer.byteLength !== data.length) owned = Buffer.from(data);
+    const reply = await this.send(this.pick(), { op: 'hash', buf: owned.buffer }, [owned.buffer as ArrayBuffer]);
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.digest as string;
+  }
+
+  /**
+   * Zero-tests and hashes the first `length` bytes of `buf`, after reading
+   * them from `path` at `offset` when a path is given. `buf` must own its whole
+   * ArrayBuffer (byteOffset 0); it is unusable until the result hands it back.
+   * Calls with the same `lane` go to the same thread (consecutive blocks of a
+   * file read sequentially on one descriptor, which keeps readahead working).
+   */
+  async block(buf: Buffer, length: number, from?: { path: string; offset: number }, lane?: number): Promise<BlockResult> {
+    if (buf.byteOffset !== 0) throw new Error('HashPool.block needs a buffer that owns its memory');
+    const reply = await this.send(this.pick(lane), { op: 'block', buf: buf.buffer, length, path: from?.path, offset: from?.offset ?? 0 }, [
+      buf.buffer as ArrayBuffer,
+    ]);
+    const back = reply.buf ? Buffer.from(reply.buf) : Buffer.alloc(0);
+    if (reply.error !== undefined) {
+      const err = new Error(reply.error) as NodeJS.ErrnoException;
+      if (reply.code) err.code = reply.code;
+      throw Object.assign(err, { buf: back });
+    }
+    return { digest: reply.digest ?? null, bytes: reply.bytes ?? 0, buf: back };
+  }
+
   async close(): Promise<void> {
+    // Files the workers opened for block reads are process-wide descriptors: close them before the threads go.
+    await Promise.all(this.workers.map((w) => this.send(w, { op: 'close' }, [])));
+    for (const w of this.workers) w.removeAllListeners('exit');
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

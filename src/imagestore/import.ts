@@ -5,7 +5,7 @@
 // Nothing reads the file as a disk before the inspector accepted it. Holes
 // (from `qemu-img map -f raw`) are not read at all.
 import { execFile } from 'node:child_process';
-import { mkdir, open, rm } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { convert, type InspectedDisk, inspectAndCheck } from '../diskformat/index.js';
@@ -85,22 +85,14 @@ export async function importDisk(store: ChunkStore, file: string, opts: ImportOp
     opts.signal?.throwIfAborted();
     const size = checked.virtualSize;
     const extents = await dataExtents(source, size);
-    const fh = await open(source, 'r');
-    try {
-      const { disk, stats } = await store.writeBlocks(
-        opts.name,
-        size,
-        async (offset, length, buf) => {
-          if (!overlapsData(extents, offset, offset + length)) return null;
-          const { bytesRead } = await fh.read(buf, 0, length, offset);
-          return buf.subarray(0, bytesRead);
-        },
-        { signal: opts.signal, onProgress: (done) => opts.onProgress?.(base + ((1 - base) * done) / size) },
-      );
-      return { disk, stats, format: checked.format, details: checked.details };
-    } finally {
-      await fh.close();
-    }
+    // Blocks are read on the hashing threads (positioned reads, holes skipped), so reading overlaps chunk writes.
+    const { disk, stats } = await store.writeBlocks(
+      opts.name,
+      size,
+      { path: source, isHole: (offset, length) => !overlapsData(extents, offset, offset + length) },
+      { signal: opts.signal, onProgress: (done) => opts.onProgress?.(base + ((1 - base) * done) / size) },
+    );
+    return { disk, stats, format: checked.format, details: checked.details };
   } finally {
     if (converted) await rm(converted, { force: true });
   }

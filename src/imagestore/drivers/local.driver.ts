@@ -27,6 +27,8 @@ export class LocalBlobDriver implements BlobDriver {
   private readonly madeDirs = new Set<string>();
   /** Directories with entries created by batched puts and not yet fsynced. */
   private readonly unsyncedDirs = new Set<string>();
+  /** Directories created by batched puts whose own entries wait for sync(). */
+  private readonly deferredDirs = new Set<string>();
 
   constructor(readonly root: string) {}
 
@@ -35,18 +37,34 @@ export class LocalBlobDriver implements BlobDriver {
     return join(this.root, ...key.split('/'));
   }
 
-  private async ensureDir(dir: string): Promise<void> {
-    if (this.madeDirs.has(dir)) return;
+  /**
+   * Creates a directory and makes its entry durable. With `defer` (batched
+   * puts) the parents to fsync join the directories sync() fsyncs instead: a
+   * fresh store creates a directory for most of its first chunks, and one
+   * fsync of the parent at the end covers them all.
+   */
+  private async ensureDir(dir: string, defer = false): Promise<void> {
+    if (this.madeDirs.has(dir)) {
+      // Made by a batched put whose parent entries are not durable yet: an unbatched write there needs them now.
+      if (!defer && this.deferredDirs.has(dir)) await this.sync();
+      return;
+    }
     const first = await fs.mkdir(dir, { recursive: true });
     // A new directory's own entry must be durable too: fsync each parent of what was created.
-    if (first) for (let d = dir; d.length >= first.length && d !== dirname(d); d = dirname(d)) await fsyncDir(dirname(d));
+    if (first) {
+      for (let d = dir; d.length >= first.length && d !== dirname(d); d = dirname(d)) {
+        if (defer) this.unsyncedDirs.add(dirname(d));
+        else await fsyncDir(dirname(d));
+      }
+      if (defer) for (let d = dir; d.length >= first.length && d !== dirname(d); d = dirname(d)) this.deferredDirs.add(d);
+    }
     this.madeDirs.add(dir);
   }
 
   async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<boolean> {
     const target = this.path(key);
     const dir = dirname(target);
-    await this.ensureDir(dir);
+    await this.ensureDir(dir, opts.batch === true);
     if (!opts.overwrite && (await this.touch(target))) return false;
     const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
     const h = await fs.open(tmp, 'wx', 0o644);
@@ -82,10 +100,13 @@ export class LocalBlobDriver implements BlobDriver {
 
   async sync(): Promise<void> {
     const dirs = [...this.unsyncedDirs];
+    const deferred = [...this.deferredDirs];
     this.unsyncedDirs.clear();
+    this.deferredDirs.clear();
     try {
       await Promise.all(dirs.map((d) => fsyncDir(d)));
     } catch (err) {
+      for (const d of deferred) this.deferredDirs.add(d);
       for (const d of dirs) this.unsyncedDirs.add(d);
       throw err;
     }
