@@ -29,6 +29,12 @@ export interface UsageRow {
   monthlyCost: number;
 }
 
+export interface UsageReport {
+  pricePerGiBMonth: number;
+  regions: Array<{ region: string; totalStoredBytes: number; monthlyCost: number }>;
+  versions: UsageRow[];
+}
+
 const GiB = 2 ** 30;
 
 export class StoreService {

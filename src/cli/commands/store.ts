@@ -2,6 +2,9 @@
 // garbage collection, usage and monthly cost (admin).
 import type { Command } from 'commander';
 import type { Operation } from '../../client/api-client.js';
+// Wire types of the report bodies (type-only: the CLI loads no server code).
+import type { GcReport, VerifyReport } from '../../imagestore/maintenance.js';
+import type { UsageReport } from '../../services/store.service.js';
 import { loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { type OutputOptions, printJson, printTable, withOutput } from '../output.js';
@@ -35,15 +38,7 @@ export function registerStore(program: Command): void {
       .option('--region <region>', 'only this region (default: every region)'),
   ).action(async (opts: StoreOptions) => {
     const op = await runMaintenance('verify', opts);
-    const reports = ((op.properties as { result?: unknown }).result ?? []) as Array<{
-      region: string;
-      chunksChecked: number;
-      bytesChecked: number;
-      corrupt: string[];
-      missing: string[];
-      repaired: string[];
-      unrepairable: string[];
-    }>;
+    const reports = ((op.properties as { result?: unknown }).result ?? []) as VerifyReport[];
     if (opts.output === 'json') return printJson(reports);
     printTable(
       ['REGION', 'CHUNKS', 'CHECKED', 'CORRUPT', 'MISSING', 'REPAIRED', 'UNREPAIRABLE'],
@@ -67,13 +62,7 @@ export function registerStore(program: Command): void {
       .option('--region <region>', 'only this region (default: every region)'),
   ).action(async (opts: StoreOptions) => {
     const op = await runMaintenance('gc', opts);
-    const reports = ((op.properties as { result?: unknown }).result ?? []) as Array<{
-      region: string;
-      chunksKept: number;
-      chunksRemoved: number;
-      bytesFreed: number;
-      chunksInGrace: number;
-    }>;
+    const reports = ((op.properties as { result?: unknown }).result ?? []) as GcReport[];
     if (opts.output === 'json') return printJson(reports);
     printTable(
       ['REGION', 'KEPT', 'REMOVED', 'FREED', 'IN GRACE'],
@@ -87,21 +76,9 @@ export function registerStore(program: Command): void {
   ).action(async (opts: StoreOptions) => {
     const ctx = loadContext();
     const sub = await ctx.subscription();
-    const res = await ctx.client.request<{
-      pricePerGiBMonth: number;
-      regions: Array<{ region: string; totalStoredBytes: number; monthlyCost: number }>;
-      versions: Array<{
-        region: string;
-        gallery: string | null;
-        image: string | null;
-        version: string | null;
-        logicalBytes: number;
-        storedBytes: number;
-        uniqueBytes: number;
-        replicas: number;
-        monthlyCost: number;
-      }>;
-    }>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, { query: { 'api-version': API, region: opts.region } });
+    const res = await ctx.client.request<UsageReport>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, {
+      query: { 'api-version': API, region: opts.region },
+    });
     const u = res.body;
     if (opts.output === 'json') return printJson(u);
     printTable(
