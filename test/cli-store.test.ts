@@ -3,13 +3,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tus from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkKey } from '../src/imagestore/chunk-store.js';
 import { BIN, ensureBuilt, ROOT } from './helpers/cli.js';
+import { tusUpload } from './helpers/images.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const MiB = 1 << 20;
@@ -56,17 +55,7 @@ describe('labforge store', () => {
       location: 'site-a',
       properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 'p', offer: 'o', sku: 's' } },
     });
-    const url = await new Promise<string>((resolve, reject) => {
-      const u = new tus.Upload(randomBytes(3 * MiB), {
-        endpoint: `${t.server.url}/uploads`,
-        headers: { authorization: `Bearer ${t.adminToken}` },
-        httpStack: new tus.DefaultHttpStack({ agent: new https.Agent({ ca: readFileSync(t.server.caFile as string) }) } as never),
-        retryDelays: [],
-        onSuccess: () => resolve(u.url as string),
-        onError: reject,
-      });
-      u.start();
-    });
+    const url = await tusUpload(t.server.url, t.adminToken, randomBytes(3 * MiB), { ca: readFileSync(t.server.caFile as string) });
     const r = await t.call('PUT', `${base}/images/chem/versions/1.0.0?${COMPUTE}`, {
       location: 'site-a',
       properties: { publishingProfile: { targetRegions: [{ name: 'site-a' }, { name: 'site-b' }] }, storageProfile: { osDiskImage: { source: { uri: url } } } },

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BIN, ensureBuilt, ROOT } from './helpers/cli.js';
+import { readAllDisk } from './helpers/images.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer } from './helpers/server.js';
 
 const MiB = 1 << 20;
@@ -109,9 +110,7 @@ describe('labforge version create, update and delete', () => {
     const v = await t.server.services.versions.get(t.sub, 'rg', 'g', 'lab', versionName);
     const store = t.server.services.imageStores.get(region)!;
     const m = await store.getManifest(v.key);
-    const parts: Buffer[] = [];
-    for await (const p of store.readDisk(m!.disks[0]!)) parts.push(p);
-    return Buffer.concat(parts);
+    return readAllDisk(store, m!.disks[0]!);
   };
   const uploadIds = () => readdirSync(t.server.services.uploads.directory).filter((f) => /^[a-f0-9]{32}$/.test(f));
   const storedUploads = (): Record<string, { url: string }> => {

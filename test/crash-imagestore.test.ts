@@ -7,9 +7,9 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import * as tus from 'tus-js-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TokenService } from '../src/services/token.service.js';
+import { tusUpload } from './helpers/images.js';
 import { serveProcess } from './helpers/serve-process.js';
 import { COMPUTE, LABFORGE, RESOURCES } from './helpers/server.js';
 
@@ -55,16 +55,7 @@ describe('crash recovery of imports and replication', () => {
         properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 'p', offer: 'o', sku: 's' } },
       });
       const disk = Buffer.concat([randomBytes(16 * MiB), Buffer.alloc(4 * MiB), randomBytes(4 * MiB)]);
-      const uploadUrl = await new Promise<string>((resolve, reject) => {
-        const u = new tus.Upload(disk, {
-          endpoint: `${first.url}/uploads`,
-          headers: { authorization: `Bearer ${token}` },
-          retryDelays: [],
-          onSuccess: () => resolve(u.url as string),
-          onError: reject,
-        });
-        u.start();
-      });
+      const uploadUrl = await tusUpload(first.url, token, disk);
       const created = await call(first.url, 'PUT', `${g}/images/i/versions/1.0.0?${COMPUTE}`, {
         location: 'site-a',
         properties: {

@@ -5,25 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tus from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readAllDisk, tusUpload } from './helpers/images.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const MiB = 1 << 20;
 
-function upload(t: TestServer, file: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const u = new tus.Upload(readFileSync(file), {
-      endpoint: `${t.server.url}/uploads`,
-      headers: { authorization: `Bearer ${t.adminToken}` },
-      chunkSize: 8 * MiB,
-      retryDelays: [],
-      onSuccess: () => resolve(u.url as string),
-      onError: reject,
-    });
-    u.start();
-  });
-}
+const upload = (t: TestServer, file: string) => tusUpload(t.server.url, t.adminToken, readFileSync(file), { chunkSize: 8 * MiB });
 
 const allFiles = (dir: string): string[] =>
   readdirSync(dir, { recursive: true, withFileTypes: true })
@@ -68,9 +56,7 @@ describe('import and replication of uploaded disks', () => {
     const v = await t.server.services.versions.get(t.sub, 'rg', 'g', 'lab', versionName);
     const store = t.server.services.imageStores.get(region)!;
     const m = await store.getManifest(v.key);
-    const parts: Buffer[] = [];
-    for await (const p of store.readDisk(m!.disks[0]!)) parts.push(p);
-    return Buffer.concat(parts);
+    return readAllDisk(store, m!.disks[0]!);
   };
   const chunkCount = (region: string) => allFiles(join(t.dataDir, 'regions', region, 'chunks')).length;
 

@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tus from 'tus-js-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkKey } from '../src/imagestore/chunk-store.js';
+import { tusUpload } from './helpers/images.js';
 import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const MiB = 1 << 20;
@@ -36,16 +36,7 @@ describe('image store maintenance', () => {
       location: 'site-a',
       properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 'p', offer: 'o', sku: 's' } },
     });
-    const url = await new Promise<string>((resolve, reject) => {
-      const u = new tus.Upload(disk, {
-        endpoint: `${t.server.url}/uploads`,
-        headers: { authorization: `Bearer ${t.adminToken}` },
-        retryDelays: [],
-        onSuccess: () => resolve(u.url as string),
-        onError: reject,
-      });
-      u.start();
-    });
+    const url = await tusUpload(t.server.url, t.adminToken, disk);
     const r = await t.call('PUT', `${base}/images/i/versions/1.0.0?${COMPUTE}`, {
       location: 'site-a',
       properties: {
