@@ -9,6 +9,8 @@ ensure_debian_packages "${RUNTIME_PACKAGES[@]}" "${TEST_PACKAGES[@]}"
 ensure_npm_dependencies
 build
 cd "$LABFORGE_ROOT" || exit 1
+# The VM tests boot this guest; built once here, before tests run in parallel.
+bash scripts/build-test-guest.sh || die "the test guest could not be built (it needs root and Debian packages; see docs/TEST-GUEST.md)"
 
 say "Checking lint and format"
 lint_failed=0

@@ -7,6 +7,7 @@ import type { Config } from './config/config.js';
 import { openStore, type Store } from './db/database.js';
 import { parseFaults } from './faults.js';
 import { OperationWorker } from './operations/worker.js';
+import { type BuiltinResult, registerBuiltinImages } from './services/builtin-images.js';
 import { SYSTEM } from './services/common.js';
 import { createServices, type Services } from './services/index.js';
 import { TokenService } from './services/token.service.js';
@@ -20,6 +21,10 @@ export interface RunningServer {
   caFile?: string;
   /** Set on the first start of a new store: the admin token, shown once. */
   firstAdminToken?: string;
+  /** What happened to the built-in images at this start. */
+  builtinImages: BuiltinResult[];
+  /** VMs found again at start (they keep running while the server is down). */
+  vmsFound: { running: number; stopped: number; changed: string[] };
   close(): Promise<void>;
 }
 
@@ -38,6 +43,7 @@ export function createWorker(services: Services, env: NodeJS.ProcessEnv = proces
   });
   for (const h of services.versions.handlers()) worker.register(h);
   for (const h of services.imageStoreMaintenance.handlers()) worker.register(h);
+  for (const h of services.vms.handlers()) worker.register(h);
   return worker;
 }
 
@@ -56,6 +62,9 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     // Leftovers of work a crash interrupted: temporary files are never finished content.
     await rm(join(config.dataDir, 'tmp'), { recursive: true, force: true });
     for (const regionStore of services.imageStores.values()) await regionStore.driver.cleanupTemporary(0);
+    // VMs outlive the server: find them again before anything acts on them.
+    const vmsFound = await services.vms.reconcile();
+    const builtinImages = await registerBuiltinImages(services);
     const tls = config.tls.enabled ? ensureTls(config.dataDir, config.tls, config.listen.host) : undefined;
     const app = await buildApp(services, { https: tls, logger: opts.logger ? { level: 'info' } : false });
     await app.listen({ host: config.listen.host, port: config.listen.port });
@@ -73,6 +82,8 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
       url,
       caFile: tls?.caFile,
       firstAdminToken,
+      builtinImages,
+      vmsFound,
       close: async () => {
         await worker.stop();
         await app.close();

@@ -46,6 +46,11 @@ describe('materialised bases', () => {
     const info = JSON.parse(execFileSync('qemu-img', ['info', '-f', 'qcow2', '--output=json', overlay]).toString());
     expect(info['backing-filename']).toBe(base);
     expect(info['backing-filename-format']).toBe('raw');
+    // A second VM's overlay is a fresh empty one: the first VM's write is not in it.
+    const second = join(dir, 'vm2.qcow2');
+    await cache.createOverlay(base, second);
+    expect(execFileSync('qemu-img', ['compare', '-f', 'qcow2', '-F', 'raw', second, base]).toString()).toMatch(/Images are identical/);
+    await expect(cache.createOverlay(base, second)).rejects.toMatchObject({ code: 'EEXIST' });
   });
 
   it('refuses to build a base from a corrupt chunk, leaving nothing behind', async () => {
@@ -53,6 +58,7 @@ describe('materialised bases', () => {
     const { disk } = await store.writeDisk('os', once(other), other.length);
     writeFileSync(join(dir, 'region', ...chunkKey(disk.blocks[1] as string).split('/')), randomBytes(MiB));
     await expect(cache.materialize(store, disk)).rejects.toMatchObject({ code: 'ChunkCorrupt' });
-    expect(await cache.collect(new Set([cache.pathFor(disk)]))).toEqual([expect.stringMatching(/\.raw$/)]);
+    // The unused base of the test before goes, with its empty-overlay template.
+    expect((await cache.collect(new Set([cache.pathFor(disk)]))).sort()).toEqual([expect.stringMatching(/\.overlay\.qcow2$/), expect.stringMatching(/\.raw$/)]);
   });
 });

@@ -2,7 +2,7 @@
 // read and stored, and the result reads back as base + the guest's writes.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -49,6 +49,38 @@ describe('capture', () => {
     expect(Buffer.compare(Buffer.concat(parts), expected)).toBe(0);
     expect(readdirSync(join(dir, 'tmp'))).toEqual([]);
   });
+
+  it('stores about 8 MiB of new chunks after 8 MiB of writes to a 2 GiB disk, not 2 GiB', async () => {
+    const GiB = 1024 * MiB;
+    const store = new ChunkStore(new LocalBlobDriver(join(dir, 'region3')), 'site-a');
+    // A 2 GiB disk whose first 24 MiB hold data; the guest then writes 8 MiB at 1 GiB + 300 KiB.
+    async function* image() {
+      yield randomBytes(24 * MiB);
+      for (let i = 24; i < 2048; i++) yield Buffer.alloc(MiB);
+    }
+    const { disk } = await store.writeDisk('os', image(), 2 * GiB);
+    const base = await new BaseCache(join(dir, 'bases3')).materialize(store, disk);
+    const overlay = join(dir, 'vm3.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay]);
+    const at = GiB + 300 * 1024;
+    const written = randomBytes(8 * MiB);
+    writeFileSync(join(dir, 'written.bin'), written);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', `write -s ${join(dir, 'written.bin')} ${at} ${8 * MiB}`, overlay]);
+    const { disk: captured, stats } = await captureOverlay(store, { disk, path: base }, overlay, { name: 'os', tmpDir: join(dir, 'tmp') });
+    // Rounding: the 8 MiB straddle 9 blocks of 1 MiB, so 9 chunks (9 MiB) are new. The overlay holds them in
+    // 64 KiB clusters (8 MiB + one cluster), and the two partly written blocks are completed from the base (2 MiB).
+    expect(stats.blocksChanged).toBe(9);
+    expect(stats.chunksCreated).toBe(9);
+    expect(stats.bytesCreated).toBe(9 * MiB);
+    expect(stats.bytesRead).toBe(8 * MiB + 64 * 1024 + 2 * MiB);
+    const first = Math.floor(at / MiB);
+    for (const [i, d] of captured.blocks.entries()) {
+      if (i < first || i > first + 8) expect(d ?? null).toBe(disk.blocks[i] ?? null);
+    }
+    const block = await store.getChunk(captured.blocks[first + 4] as string);
+    const from = (first + 4) * MiB - at;
+    expect(block.equals(written.subarray(from, from + MiB))).toBe(true);
+  }, 60_000);
 
   it('captures an untouched overlay as the base itself, reading nothing', async () => {
     const store = new ChunkStore(new LocalBlobDriver(join(dir, 'region2')), 'site-a');

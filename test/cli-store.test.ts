@@ -1,13 +1,12 @@
 // `labforge store verify|gc|usage` as an admin meets them: tables, JSON,
 // exit codes, and a repair reported after damage.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chunkKey } from '../src/imagestore/chunk-store.js';
-import { BIN, ensureBuilt, ROOT } from './helpers/cli.js';
+import { ensureBuilt, runCli } from './helpers/cli.js';
 import { tusUpload } from './helpers/images.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
@@ -16,27 +15,7 @@ const MiB = 1 << 20;
 describe('labforge store', () => {
   let t: TestServer;
   let home: string;
-  const cli = (args: string[], configDir: string) =>
-    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [BIN, ...args], {
-        cwd: ROOT,
-        env: { ...process.env, LABFORGE_CONFIG_DIR: configDir, LABFORGE_SERVER: '', LABFORGE_TOKEN: '' },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c) => {
-        stdout += c;
-      });
-      child.stderr.on('data', (c) => {
-        stderr += c;
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      child.on('error', reject);
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        resolve({ code, stdout, stderr });
-      });
-    });
+  const cli = (args: string[], configDir: string) => runCli(args, { env: { LABFORGE_CONFIG_DIR: configDir } });
   const login = async (token: string) => {
     const dir = mkdtempSync(join(home, 'cfg-'));
     const r = await cli(['login', '--server', t.server.url, '--token', token, '--ca-file', t.server.caFile as string], dir);

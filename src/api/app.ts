@@ -3,12 +3,14 @@
 import { randomUUID } from 'node:crypto';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
 import type { Principal } from '../services/common.js';
 import type { Services } from '../services/index.js';
 import { checkApiVersion } from './arm/arm.js';
 import { computeRoutes } from './compute/gallery.routes.js';
+import { vmRoutes } from './compute/vm.routes.js';
 import { coreRoutes } from './core.routes.js';
 import { resourceRoutes } from './resources/resources.routes.js';
 import { uploadRoutes } from './uploads.routes.js';
@@ -75,6 +77,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
       done(e as unknown as Error, undefined);
     }
   });
+
+  await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
 
   app.decorateRequest('principal', undefined as unknown as Principal);
 
@@ -188,5 +192,6 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(computeRoutes(services));
   await app.register(coreRoutes(services));
   await app.register(uploadRoutes(services));
+  await app.register(vmRoutes(services));
   return app;
 }

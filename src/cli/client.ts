@@ -8,10 +8,11 @@ import { registerOperation } from './commands/operation.js';
 import { registerStore } from './commands/store.js';
 import { registerToken } from './commands/token.js';
 import { registerVersion } from './commands/version.js';
+import { registerVm } from './commands/vm.js';
 import { EXIT_CODES_HELP } from './errors.js';
 
 /** Top-level names registered here; main.ts uses them to skip loading the server for client commands. */
-export const CLIENT_COMMANDS: readonly string[] = ['login', 'logout', 'whoami', 'token', 'gallery', 'image', 'version', 'operation', 'store'];
+export const CLIENT_COMMANDS: readonly string[] = ['login', 'logout', 'whoami', 'token', 'gallery', 'image', 'version', 'operation', 'store', 'vm'];
 
 export function registerClientCommands(program: Command): void {
   const before = new Set(program.commands);
@@ -22,6 +23,7 @@ export function registerClientCommands(program: Command): void {
   registerVersion(program);
   registerOperation(program);
   registerStore(program);
+  registerVm(program);
   // Every client command (and its subcommands) lists the exit codes scripts can rely on.
   for (const cmd of program.commands) if (!before.has(cmd)) cmd.addHelpText('afterAll', EXIT_CODES_HELP);
 }

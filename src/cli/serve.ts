@@ -52,7 +52,15 @@ export function registerServe(program: Command): void {
         `  data:       ${config.dataDir}`,
         `  metadata:   ${db}`,
         `  regions:    ${config.regions.map((r) => `${r.name} (${r.geography})`).join(', ')}`,
+        `  VMs:        ${server.vmsFound.running} running, ${server.vmsFound.stopped} stopped (VMs keep running while the server is stopped)`,
       ];
+      for (const c of server.vmsFound.changed) lines.push(`              state corrected: ${c}`);
+      for (const b of server.builtinImages) {
+        const where = `builtin/${b.name}`;
+        if (b.outcome === 'registered') lines.push(`  image:      ${where} ${b.version} is being imported from ${b.file}`);
+        else if (b.outcome === 'current') lines.push(`  image:      ${where} ${b.version} (up to date)`);
+        else lines.push(`  image:      ${where} not available: ${b.file} is missing (build it with: bash scripts/build-test-guest.sh)`);
+      }
       if (server.caFile) {
         lines.push(
           `  TLS:        certificate signed by labforge's own CA: ${server.caFile}`,

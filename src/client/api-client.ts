@@ -12,6 +12,7 @@ export const API_VERSION = {
   resources: '2021-04-01',
   subscriptions: '2022-12-01',
   labforge: '2026-11-01',
+  virtualMachines: '2024-07-01',
 } as const;
 
 // ---- shapes returned by the server (only the fields clients rely on) ----
@@ -148,7 +149,7 @@ export interface ImageVersion {
     };
     provisioningState?: string;
     storageProfile?: {
-      source?: { id?: string };
+      source?: { id?: string; virtualMachineId?: string };
       osDiskImage?: { sizeInGB?: number; hostCaching?: string; source?: { uri?: string } };
       dataDiskImages?: { lun?: number; sizeInGB?: number; hostCaching?: string; source?: { uri?: string } }[];
     };
@@ -176,11 +177,56 @@ export interface ImageVersionInput {
   properties?: {
     publishingProfile?: PublishingProfileInput;
     storageProfile?: {
-      source?: { id?: string };
+      source?: { id?: string; virtualMachineId?: string };
       osDiskImage?: { hostCaching?: string; source: { uri?: string; id?: string } };
       dataDiskImages?: { lun: number; hostCaching?: string; source: { uri?: string; id?: string } }[];
     };
   };
+}
+
+export type VmPowerState = 'Stopped' | 'Starting' | 'Running' | 'Stopping' | 'ResettingPassword' | 'Reimaging' | 'Redeploying' | 'Failed';
+
+export interface VirtualMachine {
+  id: string;
+  name: string;
+  location: string;
+  tags?: Record<string, string>;
+  etag?: string;
+  properties: {
+    vmId: string;
+    hardwareProfile: { vmSize: string; vmSizeProperties?: { vCPUsAvailable?: number }; memoryMiB?: number };
+    storageProfile: { imageReference: { id: string; exactVersion?: string }; osDisk?: { osType?: string } };
+    osProfile?: { computerName?: string; adminUsername?: string };
+    provisioningState: string;
+    state: VmPowerState;
+    statusMessage?: string;
+    generalized?: boolean;
+    osState?: string;
+    connectionProfile?: { sshAuthority?: string; rdpAuthority?: string };
+  };
+  systemData?: SystemData;
+}
+
+export interface VirtualMachineInput {
+  location?: string;
+  tags?: Record<string, string>;
+  properties?: {
+    hardwareProfile?: { vmSize?: string };
+    storageProfile?: { imageReference?: { id: string } };
+    osProfile?: {
+      computerName?: string;
+      adminUsername?: string;
+      adminPassword?: string;
+      customData?: string;
+      linuxConfiguration?: { ssh?: { publicKeys?: { path?: string; keyData: string }[] } };
+    };
+  };
+}
+
+export interface ConsoleUrls {
+  expiresAt: string;
+  vncUrl: string;
+  serialUrl: string;
 }
 
 /** The answer to a write that may start a long-running operation. */
@@ -620,8 +666,14 @@ export class ApiClient {
     return r.body;
   }
 
-  private async accepted<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<Accepted<T>> {
-    const r = await this.request<T>(method, path, { query: { 'api-version': API_VERSION.compute }, body, headers });
+  private async accepted<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+    apiVersion: string = API_VERSION.compute,
+  ): Promise<Accepted<T>> {
+    const r = await this.request<T>(method, path, { query: { 'api-version': apiVersion }, body, headers });
     const op = r.headers['azure-asyncoperation'];
     return { status: r.status, body: r.body, ...(typeof op === 'string' && op ? { operationUrl: op } : {}) };
   }
@@ -648,6 +700,46 @@ export class ApiClient {
   async deleteVersion(sub: string, rg: string, gallery: string, image: string, version: string): Promise<{ deleted: boolean; operationUrl?: string }> {
     const r = await this.accepted<unknown>('DELETE', this.versionPath(sub, rg, gallery, image, version));
     return { deleted: r.status !== 204, ...(r.operationUrl ? { operationUrl: r.operationUrl } : {}) };
+  }
+
+  // ---- virtual machines ----
+
+  private vmPath(sub: string, rg?: string, name?: string) {
+    const base = rg === undefined ? `/subscriptions/${seg(sub)}` : `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}`;
+    return `${base}/providers/Microsoft.Compute/virtualMachines${name === undefined ? '' : `/${seg(name)}`}`;
+  }
+
+  /** VMs of a resource group, or of the whole subscription without one (students get their own). */
+  listVms(sub: string, rg?: string): Promise<VirtualMachine[]> {
+    return this.listAll(this.vmPath(sub, rg), { 'api-version': API_VERSION.virtualMachines });
+  }
+
+  getVm(sub: string, rg: string, name: string): Promise<VirtualMachine> {
+    return this.json('GET', this.vmPath(sub, rg, name), API_VERSION.virtualMachines);
+  }
+
+  /** Creates a VM (201 plus an operation that builds its disk and boots it). */
+  putVm(sub: string, rg: string, name: string, body: VirtualMachineInput, opts: { onlyIfNew?: boolean } = {}): Promise<Accepted<VirtualMachine>> {
+    return this.accepted('PUT', this.vmPath(sub, rg, name), body, opts.onlyIfNew ? { 'if-none-match': '*' } : undefined, API_VERSION.virtualMachines);
+  }
+
+  async deleteVm(sub: string, rg: string, name: string): Promise<boolean> {
+    const r = await this.accepted<unknown>('DELETE', this.vmPath(sub, rg, name), undefined, undefined, API_VERSION.virtualMachines);
+    return r.status !== 204;
+  }
+
+  /** start, powerOff, restart: 202 plus an operation. */
+  vmAction(sub: string, rg: string, name: string, action: 'start' | 'powerOff' | 'restart'): Promise<Accepted<unknown>> {
+    return this.accepted('POST', `${this.vmPath(sub, rg, name)}/${action}`, undefined, undefined, API_VERSION.virtualMachines);
+  }
+
+  async generalizeVm(sub: string, rg: string, name: string): Promise<void> {
+    await this.request('POST', `${this.vmPath(sub, rg, name)}/generalize`, { query: { 'api-version': API_VERSION.virtualMachines } });
+  }
+
+  /** A one-minute ticket for the VM's console WebSockets. */
+  vmConsole(sub: string, rg: string, name: string): Promise<ConsoleUrls> {
+    return this.json('POST', `${this.vmPath(sub, rg, name)}/console`, API_VERSION.virtualMachines);
   }
 
   // ---- operations ----

@@ -4,7 +4,8 @@
 // of that version: VMs are qcow2 overlays on it, so creating one copies nothing.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
@@ -64,9 +65,27 @@ export class BaseCache {
     }
   }
 
-  /** A copy-on-write overlay on a base: a VM's writable disk, created in milliseconds. */
+  /**
+   * A copy-on-write overlay on a base: a VM's writable disk. An empty overlay
+   * is the same file for every VM of a base, so qemu-img makes it once per
+   * base and each VM gets a copy of that small file (no process to start).
+   */
   async createOverlay(base: string, overlay: string): Promise<void> {
-    await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, overlay], { timeout: 30_000 });
+    const template = base.replace(/\.raw$/, '.overlay.qcow2');
+    try {
+      await copyFile(template, overlay, constants.COPYFILE_EXCL);
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || existsSync(template)) throw err;
+    }
+    const tmp = `${template}.tmp-${randomBytes(6).toString('hex')}`;
+    try {
+      await run('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', base, tmp], { timeout: 30_000 });
+      await rename(tmp, template);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+    await copyFile(template, overlay, constants.COPYFILE_EXCL);
   }
 
   /** Removes bases no VM uses (and leftovers of interrupted builds); returns the names removed. */
@@ -80,7 +99,8 @@ export class BaseCache {
     const removed: string[] = [];
     for (const n of names) {
       const p = join(this.dir, n);
-      if (n.includes('.tmp-') || (n.endsWith('.raw') && !inUse.has(p))) {
+      const base = p.replace(/\.overlay\.qcow2$/, '.raw');
+      if (n.includes('.tmp-') || ((n.endsWith('.raw') || n.endsWith('.overlay.qcow2')) && !inUse.has(base))) {
         await rm(p, { force: true });
         removed.push(n);
       }

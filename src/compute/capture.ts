@@ -32,9 +32,10 @@ export async function captureOverlay(
   store: ChunkStore,
   base: { disk: DiskManifest; path: string },
   overlay: string,
-  opts: { name: string; tmpDir: string },
+  opts: { name: string; tmpDir: string /** The overlay is open in a paused VM: read it without taking its lock. */; shared?: boolean },
 ): Promise<{ disk: DiskManifest; stats: CaptureStats }> {
-  const { stdout } = await run('qemu-img', ['map', '-f', 'qcow2', '--output=json', overlay], { timeout: 120_000, maxBuffer: 256 << 20 });
+  const share = opts.shared ? ['-U'] : [];
+  const { stdout } = await run('qemu-img', ['map', ...share, '-f', 'qcow2', '--output=json', overlay], { timeout: 120_000, maxBuffer: 256 << 20 });
   const extents = JSON.parse(stdout) as MapExtent[];
   const virtualSize = extents.reduce((n, e) => Math.max(n, e.start + e.length), 0);
   const changed = extents.filter((e) => e.depth === 0);
@@ -50,7 +51,7 @@ export async function captureOverlay(
     const diff = join(opts.tmpDir, `capture-${randomBytes(6).toString('hex')}.raw`);
     const spec = JSON.stringify({ driver: 'qcow2', backing: null, file: { driver: 'file', filename: overlay } });
     try {
-      await run('qemu-img', ['convert', '-f', 'qcow2', '-O', 'raw', `json:${spec}`, diff], { timeout: 3600_000 });
+      await run('qemu-img', ['convert', ...share, '-f', 'qcow2', '-O', 'raw', `json:${spec}`, diff], { timeout: 3600_000 });
       const touched = new Map<number, MapExtent[]>();
       for (const e of changed) {
         for (let b = Math.floor(e.start / blockSize); b * blockSize < e.start + e.length; b++) touched.set(b, [...(touched.get(b) ?? []), e]);

@@ -45,6 +45,9 @@ export interface ComputeDriver {
   /** ACPI power-down, then forced off after `timeoutMs`. */
   stop(id: string, opts?: { timeoutMs?: number; force?: boolean }): Promise<VmStatus>;
   restart(id: string): Promise<VmStatus>;
+  /** Freezes a running VM with its disks flushed (for a consistent capture); false when it was not running. */
+  pause(id: string): Promise<boolean>;
+  resume(id: string): Promise<void>;
   /** Stops the VM if needed and removes everything the driver kept for it. */
   delete(id: string): Promise<void>;
   status(id: string): Promise<VmStatus | undefined>;

@@ -35,6 +35,23 @@ const GeographySchema = Type.Object(
   { additionalProperties: false },
 );
 
+const VmSizeSchema = Type.Object(
+  { vcpus: Type.Integer({ minimum: 1, maximum: 64 }), memoryMiB: Type.Integer({ minimum: 128, maximum: 1048576 }) },
+  { additionalProperties: false },
+);
+
+const BuiltinImageSchema = Type.Object(
+  {
+    name: Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,78}[A-Za-z0-9]$' }),
+    file: Type.String({ minLength: 1 }),
+    osType: Type.Optional(Type.Union([Type.Literal('Linux'), Type.Literal('Windows')])),
+    osState: Type.Optional(Type.Union([Type.Literal('Generalized'), Type.Literal('Specialized')])),
+    hyperVGeneration: Type.Optional(Type.Union([Type.Literal('V1'), Type.Literal('V2')])),
+    description: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
 export const ConfigFileSchema = Type.Object(
   {
     dataDir: Type.Optional(Type.String({ minLength: 1 })),
@@ -63,6 +80,19 @@ export const ConfigFileSchema = Type.Object(
       ),
     ),
     api: Type.Optional(Type.Object({ defaultPageSize: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) }, { additionalProperties: false })),
+    compute: Type.Optional(
+      Type.Object(
+        {
+          driver: Type.Optional(Type.String({ minLength: 1 })),
+          accel: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kvm'), Type.Literal('tcg')])),
+          stopTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          defaultSize: Type.Optional(Type.String({ minLength: 1 })),
+          sizes: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,80}$' }), VmSizeSchema)),
+          builtinImages: Type.Optional(Type.Array(BuiltinImageSchema)),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     images: Type.Optional(
       Type.Object(
         {
@@ -97,10 +127,50 @@ export interface Config {
   api: { defaultPageSize: number };
   /** Largest disk (virtual size and upload size) accepted, in bytes. */
   images: { maxDiskBytes: number; pricePerGiBMonth: number; gcGraceSeconds: number };
+  compute: ComputeConfig;
   adminToken?: string;
   /** Where the settings came from, for `labforge doctor` and the start banner. */
   source: string;
 }
+
+export interface VmSize {
+  vcpus: number;
+  memoryMiB: number;
+}
+
+export interface BuiltinImage {
+  name: string;
+  /** A raw disk file on this host, imported into the built-in gallery at start. */
+  file: string;
+  osType: 'Linux' | 'Windows';
+  osState: 'Generalized' | 'Specialized';
+  hyperVGeneration: 'V1' | 'V2';
+  description: string;
+}
+
+export interface ComputeConfig {
+  /** VM folders, overlays and materialised bases live here. */
+  dir: string;
+  /** The compute driver by name (qemu on this host). */
+  driver: string;
+  accel: 'auto' | 'kvm' | 'tcg';
+  stopTimeoutMs: number;
+  sizes: Record<string, VmSize>;
+  defaultSize: string;
+  builtinImages: BuiltinImage[];
+}
+
+/** VM sizes offered by default: Azure's names, with what each gets here. */
+export const DEFAULT_VM_SIZES: Record<string, VmSize> = {
+  Standard_B1s: { vcpus: 1, memoryMiB: 1024 },
+  Standard_B1ms: { vcpus: 1, memoryMiB: 2048 },
+  Standard_B2s: { vcpus: 2, memoryMiB: 4096 },
+  Standard_D2s_v5: { vcpus: 2, memoryMiB: 8192 },
+  Standard_D4s_v5: { vcpus: 4, memoryMiB: 16384 },
+};
+
+/** The root of the labforge installation (this file is in src/config or dist/config). */
+export const INSTALL_ROOT = resolve(import.meta.dirname, '..', '..');
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -232,7 +302,47 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
       pricePerGiBMonth: file.images?.pricePerGiBMonth ?? 0.05,
       gcGraceSeconds: file.images?.gcGraceSeconds ?? 3600,
     },
+    compute: computeConfig(file, dataDir, env),
     adminToken: env.LABFORGE_ADMIN_TOKEN,
     source,
+  };
+}
+
+function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv): ComputeConfig {
+  const c = file.compute ?? {};
+  const sizes = c.sizes ?? DEFAULT_VM_SIZES;
+  const defaultSize = c.defaultSize ?? (sizes.Standard_B1s ? 'Standard_B1s' : (Object.keys(sizes)[0] ?? ''));
+  if (!sizes[defaultSize]) {
+    throw new ConfigError(`compute.defaultSize "${defaultSize}" is not one of compute.sizes (${Object.keys(sizes).join(', ') || 'none'}).`);
+  }
+  const accelEnv = env.LABFORGE_ACCEL;
+  if (accelEnv !== undefined && !['auto', 'kvm', 'tcg'].includes(accelEnv)) {
+    throw new ConfigError(`LABFORGE_ACCEL "${accelEnv}" is not valid: use auto (KVM when it works), kvm or tcg (software emulation).`);
+  }
+  // The test guest that `scripts/setup.sh` builds is the built-in image of a fresh install.
+  const builtin = /^(0|off|none|false)$/i.test(env.LABFORGE_BUILTIN_IMAGES ?? '')
+    ? []
+    : (c.builtinImages ?? [
+        {
+          name: 'labforge-test-guest',
+          file: join(INSTALL_ROOT, '.labforge-data', 'test-guest', 'guest.raw'),
+          description: 'A small Linux guest (busybox) that applies cloud-init NoCloud seeds; built by scripts/build-test-guest.sh.',
+        },
+      ]);
+  return {
+    dir: join(dataDir, 'compute'),
+    driver: env.LABFORGE_COMPUTE_DRIVER ?? c.driver ?? 'qemu',
+    accel: (accelEnv as ComputeConfig['accel'] | undefined) ?? c.accel ?? 'auto',
+    stopTimeoutMs: (c.stopTimeoutSeconds ?? 60) * 1000,
+    sizes,
+    defaultSize,
+    builtinImages: builtin.map((b) => ({
+      name: b.name,
+      file: resolve(dataDir, b.file),
+      osType: b.osType ?? 'Linux',
+      osState: b.osState ?? 'Generalized',
+      hyperVGeneration: b.hyperVGeneration ?? 'V1',
+      description: b.description ?? '',
+    })),
   };
 }

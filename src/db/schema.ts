@@ -118,6 +118,32 @@ export interface TokenTable {
   revoked_at: string | null;
 }
 
+export interface VirtualMachineTable extends ResourceColumns {
+  /** The image reference as the caller gave it (a version, or an image definition for its latest). */
+  image_reference: string;
+  version_id: string;
+  /** The ARM id of the version the VM was made from. */
+  exact_version: string;
+  os_type: string;
+  os_state: string;
+  hyper_v_generation: string;
+  size: string;
+  vcpus: number;
+  memory_mib: number;
+  computer_name: string;
+  admin_username: string | null;
+  admin_password_hash: string | null;
+  ssh_public_keys: string;
+  custom_data: string | null;
+  state: string;
+  status_message: string | null;
+  host_port: number | null;
+  guest_port: number;
+  generalized: number;
+  owner: string;
+  base_file: string | null;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -132,4 +158,5 @@ export interface Database {
   gallery_image_versions: GalleryImageVersionTable;
   operations: OperationTable;
   tokens: TokenTable;
+  virtual_machines: VirtualMachineTable;
 }

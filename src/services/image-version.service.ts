@@ -4,7 +4,8 @@
 // at the end of this file).
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
-import type { Database, GalleryImageVersionTable } from '../db/schema.js';
+import type { CaptureStats } from '../compute/capture.js';
+import type { Database, GalleryImageTable, GalleryImageVersionTable } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import { type ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, MANIFEST_FORMAT, type Manifest } from '../imagestore/chunk-store.js';
 import { EXPORT_FORMATS, type ExportStream, exportDisk } from '../imagestore/export.js';
@@ -27,6 +28,7 @@ import {
 } from './common.js';
 import { type GalleryService, galleryArmId } from './gallery.service.js';
 import { UploadService } from './upload.service.js';
+import type { CaptureSource } from './vm.service.js';
 
 export type ReplicationState = 'Unknown' | 'Replicating' | 'Completed' | 'Failed';
 export type StorageAccountType = 'Standard_LRS' | 'Standard_ZRS' | 'Premium_LRS';
@@ -44,7 +46,14 @@ export interface RegionReplication {
 }
 
 /** Where a disk's content comes from. `empty` is a blank disk of the given size. */
-export type DiskSource = { kind: 'empty'; uri: string } | { kind: 'version'; id: string } | { kind: 'upload'; uri: string; uploadId: string; format?: string };
+export type DiskSource =
+  | { kind: 'empty'; uri: string }
+  | { kind: 'version'; id: string }
+  | { kind: 'upload'; uri: string; uploadId: string; format?: string }
+  /** A VM's OS disk, captured at the cost of what changed since its image. */
+  | { kind: 'vm'; id: string; vmKey: string; region: string }
+  /** A disk file on the server itself (built-in images only; never from the API). */
+  | { kind: 'file'; path: string };
 
 export interface DiskImage {
   sizeGB: number;
@@ -56,6 +65,8 @@ export interface DiskImage {
 export interface VersionStorage {
   /** Set when the version was made from another gallery image version. */
   sourceId?: string;
+  /** Set when the version was captured from a virtual machine. */
+  sourceVirtualMachineId?: string;
   osDisk: DiskImage;
   dataDisks: DiskImage[];
 }
@@ -138,7 +149,15 @@ function pickStorageType(v: string | undefined, field: string, fallback: Storage
 const regionsEqual = (a: TargetRegion[], b: TargetRegion[]) =>
   JSON.stringify([...a].sort((x, y) => x.name.localeCompare(y.name))) === JSON.stringify([...b].sort((x, y) => x.name.localeCompare(y.name)));
 
+/** Reads VM disks for captures (the VM service, wired after construction). */
+export interface VmCapturer {
+  captureSource(p: Principal, armId: string, field: string): Promise<CaptureSource>;
+  captureDisk(vmKey: string, store: ChunkStore, name: string): Promise<{ disk: DiskManifest; stats: CaptureStats }>;
+}
+
 export class ImageVersionService {
+  capturer: VmCapturer | undefined;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly galleries: GalleryService,
@@ -274,7 +293,7 @@ export class ImageVersionService {
     return { targets, replicaCount };
   }
 
-  private async checkStorage(p: Principal, input: ImageVersionInput): Promise<VersionStorage> {
+  private async checkStorage(p: Principal, input: ImageVersionInput, image: GalleryImageTable): Promise<VersionStorage> {
     const sp = input.storageProfile;
     const unsupported = (what: string, field: string) =>
       invalidParameter(
@@ -287,8 +306,7 @@ export class ImageVersionService {
         'properties.storageProfile',
       );
     }
-    if (sp.source?.virtualMachineId)
-      throw unsupported('Capturing a virtual machine (storageProfile.source.virtualMachineId)', 'properties.storageProfile.source.virtualMachineId');
+    if (sp.source?.virtualMachineId) return this.checkCapture(p, sp.source.virtualMachineId, image, Boolean(sp.osDiskImage || sp.dataDiskImages?.length));
     if (sp.source?.uri) throw unsupported(`Importing a disk from '${sp.source.uri}'`, 'properties.storageProfile.source.uri');
     if (sp.source?.id) {
       if (sp.osDiskImage || sp.dataDiskImages?.length) {
@@ -355,6 +373,39 @@ export class ImageVersionService {
     return { osDisk: await disk(sp.osDiskImage, 'properties.storageProfile.osDiskImage'), dataDisks };
   }
 
+  /** A version captured from a VM: the image definition's OS type, generation and state must match the VM. */
+  private async checkCapture(p: Principal, vmId: string, image: GalleryImageTable, disksToo: boolean): Promise<VersionStorage> {
+    const field = 'properties.storageProfile.source.virtualMachineId';
+    if (disksToo) throw invalidParameter('Give either storageProfile.source.virtualMachineId or osDiskImage/dataDiskImages sources, not both.', field);
+    if (!this.capturer) throw new LabforgeError(501, 'NotImplemented', 'This server has no compute service to capture VMs from.');
+    const vm = await this.capturer.captureSource(p, vmId, field);
+    if (vm.osType !== image.os_type || vm.hyperVGeneration !== image.hyper_v_generation) {
+      throw invalidParameter(
+        `The VM runs a ${vm.osType} ${vm.hyperVGeneration} image but image definition '${image.name}' is ${image.os_type} ${image.hyper_v_generation}. Capture it into an image definition with the same OS type and Hyper-V generation.`,
+        field,
+      );
+    }
+    if (image.os_state === 'Generalized' && !vm.generalized) {
+      throw conflict(
+        `Image definition '${image.name}' is Generalized, but the VM was not generalized. Deprovision the guest (cloud-init clean, waagent -deprovision+user, or sysprep on Windows), stop the VM, call POST .../generalize on it, then capture. Or capture into a Specialized image definition to keep the VM as it is.`,
+        field,
+        'OperationNotAllowed',
+      );
+    }
+    if (image.os_state === 'Specialized' && vm.generalized) {
+      throw conflict(
+        `The VM was generalized, so its disk has no identity of its own any more; capture it into a Generalized image definition, not the Specialized '${image.name}'.`,
+        field,
+        'OperationNotAllowed',
+      );
+    }
+    return {
+      sourceVirtualMachineId: vmId,
+      osDisk: { sizeGB: 0, hostCaching: 'ReadWrite', source: { kind: 'vm', id: vmId, vmKey: vm.vmKey, region: vm.location } },
+      dataDisks: [],
+    };
+  }
+
   /** Creates a version (an operation) or updates its publishing profile (an operation when regions change). */
   async createOrUpdate(
     p: Principal,
@@ -366,6 +417,7 @@ export class ImageVersionService {
     input: ImageVersionInput,
     mode: 'put' | 'patch',
     pre?: Preconditions,
+    preset?: VersionStorage,
   ): Promise<{ version: ImageVersion; created: boolean; operation?: Operation }> {
     if (name.toLowerCase() === 'latest') {
       throw invalidParameter(
@@ -385,7 +437,7 @@ export class ImageVersionService {
     const { image: img0 } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
     // Resolve the content source before the write transaction: it may read other versions.
     const exists = await this.versionRow(this.db, img0.id, name);
-    const storage = exists || mode === 'patch' ? undefined : await this.checkStorage(p, input);
+    const storage = exists || mode === 'patch' ? undefined : (preset ?? (await this.checkStorage(p, input, img0)));
 
     const result = await this.db.transaction().execute(async (tx) => {
       const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
@@ -493,6 +545,15 @@ export class ImageVersionService {
       const row = await this.versionRow(tx, img.id, name, true);
       checkPreconditions(`Image version '${name}'`, row?.etag, pre);
       if (!row) return undefined;
+      const users = await tx.selectFrom('virtual_machines').select(['name', 'resource_group']).where('version_id', '=', row.id).limit(6).execute();
+      if (users.length) {
+        const names = users.slice(0, 5).map((u) => `${u.resource_group}/${u.name}`);
+        throw conflict(
+          `Image version '${row.name}' is still used by virtual machine(s) ${names.join(', ')}${users.length > 5 ? ' and more' : ''}: their disks are built on it. Delete those VMs first (capture them if their changes matter), then delete the version.`,
+          undefined,
+          'VersionInUse',
+        );
+      }
       const active = await this.operations.activeFor(tx, versionArmId(toVersion(row, g.name, img.name)));
       if (active) {
         throw conflict(
@@ -591,12 +652,14 @@ export class ImageVersionService {
         );
       }
       manifest = found;
+    } else if (storage.osDisk.source.kind === 'vm') {
+      manifest = await this.captureContent(row, storage, ctx);
     } else {
       const disks = [{ name: 'os', d: storage.osDisk }, ...storage.dataDisks.map((d) => ({ name: `data-${d.lun}`, d }))];
       const out: DiskManifest[] = [];
       for (const [index, { name, d }] of disks.entries()) {
-        if (d.source.kind === 'upload') {
-          const upload = await this.uploads.get(d.source.uploadId);
+        if (d.source.kind === 'upload' || d.source.kind === 'file') {
+          const upload = d.source.kind === 'upload' ? await this.uploads.get(d.source.uploadId) : { complete: true, path: d.source.path };
           if (!upload?.complete)
             throw new LabforgeError(409, 'UploadMissing', `The upload for disk '${name}' is gone; upload the disk again and create the version anew.`);
           let last = 0;
@@ -613,7 +676,7 @@ export class ImageVersionService {
             },
           });
           d.sizeGB = Math.ceil(imported.disk.virtualSize / 2 ** 30);
-          d.source.format = imported.format;
+          if (d.source.kind === 'upload') d.source.format = imported.format;
           out.push(imported.disk);
         } else {
           out.push({ name, virtualSize: d.sizeGB * 2 ** 30, blockSize: DEFAULT_BLOCK_SIZE, blocks: [] });
@@ -628,6 +691,39 @@ export class ImageVersionService {
     }
     await home.putManifest(row.id, manifest);
     await this.dropUploads(row);
+  }
+
+  /** Captures the source VM's disk in the VM's region, then brings the version's chunks to its home region. */
+  private async captureContent(
+    row: GalleryImageVersionTable,
+    storage: VersionStorage,
+    ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0],
+  ): Promise<Manifest> {
+    const src = storage.osDisk.source as Extract<DiskSource, { kind: 'vm' }>;
+    if (!this.capturer) throw new LabforgeError(501, 'NotImplemented', 'This server has no compute service to capture VMs from.');
+    const vmStore = this.regionStore(src.region);
+    await ctx.progress(5, 'Capturing the VM disk (only the blocks it changed)');
+    const { disk, stats } = await this.capturer.captureDisk(src.vmKey, vmStore, 'os');
+    const manifest: Manifest = { format: MANIFEST_FORMAT, disks: [disk] };
+    storage.osDisk.sizeGB = Math.ceil(disk.virtualSize / 2 ** 30);
+    await this.db
+      .updateTable('gallery_image_versions')
+      .set({ storage_profile: JSON.stringify(storage) })
+      .where('id', '=', row.id)
+      .execute();
+    ctx.checkpoint.result = { capture: stats };
+    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
+    await ctx.progress(
+      40,
+      `Captured ${stats.blocksChanged} changed block(s): ${stats.chunksCreated} new chunk(s), ${mib(stats.bytesCreated)} MiB stored, ${mib(stats.bytesRead)} MiB read`,
+    );
+    if (src.region !== row.location) {
+      await vmStore.putManifest(row.id, manifest);
+      await replicateVersion(vmStore, this.regionStore(row.location), row.id, { signal: ctx.signal });
+      const targets = JSON.parse(row.target_regions) as TargetRegion[];
+      if (!targets.some((t) => t.name === src.region)) await vmStore.deleteManifest(row.id);
+    }
+    return manifest;
   }
 
   /** Uploaded files are consumed by the import, whether it succeeded or was refused. */

@@ -1,5 +1,6 @@
 // Wires the services to one metadata store.
 import { join } from 'node:path';
+import { createComputeDriver } from '../compute/compute-driver.js';
 import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
@@ -12,6 +13,8 @@ import { ResourceGroupService } from './resource-group.service.js';
 import { StoreService } from './store.service.js';
 import { TokenService } from './token.service.js';
 import { UploadService } from './upload.service.js';
+import { VmService } from './vm.service.js';
+import '../compute/qemu/qemu.driver.js';
 
 export interface Services {
   config: Config;
@@ -26,6 +29,7 @@ export interface Services {
   imageStores: Map<string, ChunkStore>;
   uploads: UploadService;
   imageStoreMaintenance: StoreService;
+  vms: VmService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -44,5 +48,11 @@ export function createServices(config: Config, store: Store): Services {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
   });
-  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads, imageStoreMaintenance };
+  const driver = createComputeDriver(config.compute.driver, { vmsDir: join(config.compute.dir, 'vms'), accel: config.compute.accel });
+  const vms = new VmService(store.db, groups, galleries, versions, regions, operations, imageStores, driver, {
+    ...config.compute,
+    tmpDir: join(config.dataDir, 'tmp'),
+  });
+  versions.capturer = vms;
+  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads, imageStoreMaintenance, vms };
 }

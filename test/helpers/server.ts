@@ -36,6 +36,7 @@ export async function startTestServer(
       LABFORGE_DATA_DIR: dataDir,
       LABFORGE_LISTEN: '127.0.0.1:0',
       LABFORGE_TLS: opts.tls ? '1' : '0',
+      LABFORGE_BUILTIN_IMAGES: 'off',
       ...(pgdb ? { LABFORGE_DATABASE_URL: pgdb.url } : {}),
       ...opts.env,
     },

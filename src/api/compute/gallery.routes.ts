@@ -168,6 +168,7 @@ export function renderVersion(v: ImageVersion, expandReplication: boolean) {
       provisioningState: v.provisioningState,
       storageProfile: {
         ...(v.storage.sourceId ? { source: { id: v.storage.sourceId } } : {}),
+        ...(v.storage.sourceVirtualMachineId ? { source: { virtualMachineId: v.storage.sourceVirtualMachineId } } : {}),
         osDiskImage: disk(v.storage.osDisk),
         ...(v.storage.dataDisks.length ? { dataDiskImages: v.storage.dataDisks.map(disk) } : {}),
       },

@@ -134,6 +134,21 @@ export async function waitForOperation(ctx: Context, sub: string, id: string, op
   return op;
 }
 
+/** Follows the operation a write started: waits (exit 8 when it fails) or, with --no-wait, prints its id. Returns true when it waited. */
+export async function followOperation(ctx: Context, operationUrl: string | undefined, opts: OutputOptions & { wait: boolean }, what: string): Promise<boolean> {
+  if (!operationUrl) return false;
+  const ref = parseOperationRef(new URL(operationUrl, ctx.server).pathname);
+  const sub = ref.subscription ?? (await ctx.subscription());
+  if (!opts.wait) {
+    if (opts.output === 'json') printJson({ operationId: ref.id, operationUrl });
+    else process.stdout.write(`${what} started as operation ${ref.id}; follow it with \`labforge operation wait ${ref.id}\`.\n`);
+    return false;
+  }
+  const op = await waitForOperation(ctx, sub, ref.id);
+  if (op.status !== 'Succeeded') throw notSucceeded(op);
+  return true;
+}
+
 export function registerOperation(program: Command): void {
   const operation = program.command('operation').description('Show, list and wait for long-running operations');
   const refHelp = 'operation id, as printed when the work started (the Azure-AsyncOperation URL works too)';

@@ -8,7 +8,7 @@ import { downloadTo } from '../download.js';
 import { CliError, EXIT } from '../errors.js';
 import { formatTable, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';
 import { forgetUpload, type UploadedFile, uploadFile } from '../upload.js';
-import { notSucceeded, waitForOperation } from './operation.js';
+import { followOperation } from './operation.js';
 
 interface VersionScope extends OutputOptions {
   gallery: string;
@@ -90,21 +90,6 @@ function withHomeRegion(home: string, asked: TargetRegionInput[], homeCount?: nu
 
 interface WaitOptions extends VersionScope {
   wait: boolean;
-}
-
-/** Follows the operation a write started: waits (exit 8 when it fails) or, with --no-wait, prints its id. Returns true when it waited. */
-async function followOperation(ctx: Context, operationUrl: string | undefined, opts: WaitOptions, what: string): Promise<boolean> {
-  if (!operationUrl) return false;
-  const ref = parseOperationRef(new URL(operationUrl, ctx.server).pathname);
-  const sub = ref.subscription ?? (await ctx.subscription());
-  if (!opts.wait) {
-    if (opts.output === 'json') printJson({ operationId: ref.id, operationUrl });
-    else process.stdout.write(`${what} started as operation ${ref.id}; follow it with \`labforge operation wait ${ref.id}\`.\n`);
-    return false;
-  }
-  const op = await waitForOperation(ctx, sub, ref.id);
-  if (op.status !== 'Succeeded') throw notSucceeded(op);
-  return true;
 }
 
 async function showResult(ctx: Context, sub: string, opts: VersionScope, name: string, line: string): Promise<void> {

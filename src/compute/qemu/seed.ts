@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import YAML from 'yaml';
 import { LabforgeError } from '../../errors.js';
 
 const run = promisify(execFile);
@@ -54,9 +55,9 @@ export async function userData(id: SeedIdentity): Promise<string> {
     for (const k of u.sshPublicKeys) lines.push(`      - ${yamlString(k)}`);
   }
   if (hash) lines.push('ssh_pwauth: true');
-  // Extra keys are written as JSON, which is valid YAML.
-  for (const [k, v] of Object.entries(id.cloudConfig ?? {})) lines.push(`${k}: ${JSON.stringify(v)}`);
-  return `${lines.join('\n')}\n`;
+  // Extra keys in block style: simple cloud-config readers (and people) read that best.
+  const extra = id.cloudConfig && Object.keys(id.cloudConfig).length ? YAML.stringify(id.cloudConfig, { lineWidth: 0 }) : '';
+  return `${lines.join('\n')}\n${extra}`;
 }
 
 const xml = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

@@ -5,7 +5,7 @@ import type { CreateTableBuilder, Kysely } from 'kysely';
 // biome-ignore lint/suspicious/noExplicitAny: migrations run before the typed schema exists
 type Db = Kysely<any>;
 
-function resourceColumns<T extends string>(t: CreateTableBuilder<T, never>) {
+export function resourceColumns<T extends string>(t: CreateTableBuilder<T, never>) {
   return t
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('subscription_id', 'text', (c) => c.notNull())
