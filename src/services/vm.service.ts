@@ -75,6 +75,8 @@ export interface VmInput {
   sshPublicKeys?: string[];
   /** cloud-init user-data (text) run at first boot of a Generalized image. */
   customData?: string;
+  /** Who the VM is for (a token subject); they see and use it. Default: the caller. */
+  owner?: string;
 }
 
 /** What a capture needs to know about the VM it reads. */
@@ -282,6 +284,9 @@ export class VmService {
       );
     }
     const tags = input.tags === undefined ? undefined : checkTags(input.tags);
+    if (input.owner !== undefined && !/^[\w.@+-]{1,128}$/.test(input.owner)) {
+      throw invalidParameter(`'${input.owner}' is not a user name (the subject of a labforge token).`, 'properties.owner');
+    }
     const existing = await this.row(this.db, sub, rg, name);
     if (existing) {
       if (!this.visible(p, existing)) throw this.notFoundError(rg, name);
@@ -306,7 +311,11 @@ export class VmService {
             `properties.${what}`,
           );
         }
-        const upd = { ...modificationStamp(p), ...(tags !== undefined ? { tags: JSON.stringify(tags) } : {}) };
+        const upd = {
+          ...modificationStamp(p),
+          ...(tags !== undefined ? { tags: JSON.stringify(tags) } : {}),
+          ...(input.owner !== undefined ? { owner: input.owner } : {}),
+        };
         await tx.updateTable('virtual_machines').set(upd).where('id', '=', r.id).execute();
         return { vm: toVm({ ...r, ...upd }), created: false };
       });
@@ -388,7 +397,7 @@ export class VmService {
           host_port: null,
           guest_port: img.osType === 'Windows' ? 3389 : 22,
           generalized: 0,
-          owner: p.subject,
+          owner: input.owner ?? p.subject,
           base_file: null,
           ...creationStamp(p),
         };

@@ -66,6 +66,18 @@ export function runComputeDriverConformance(name: string, target: ComputeTarget)
       await d.delete('uefi-1');
     }, 60_000);
 
+    it('pauses a running VM for a consistent capture and resumes it; a stopped VM needs no pause', async () => {
+      const d = target.create();
+      await d.create(await spec('pause-1'));
+      expect(await d.pause('pause-1')).toBe(false);
+      const running = await d.start('pause-1');
+      expect(await d.pause('pause-1')).toBe(true);
+      await d.resume('pause-1');
+      const after = await d.status('pause-1');
+      expect(after).toMatchObject({ state: 'Running', pid: running.pid });
+      await d.delete('pause-1');
+    }, 60_000);
+
     it('refuses unknown VMs and missing disks with clear errors', async () => {
       const d = target.create();
       await expect(d.start('nobody')).rejects.toMatchObject({ code: 'ResourceNotFound' });

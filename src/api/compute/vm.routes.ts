@@ -21,6 +21,7 @@ const VmBody = Type.Object({
   tags: Type.Optional(Type.Record(Type.String(), Type.String())),
   properties: Type.Optional(
     Type.Object({
+      owner: Type.Optional(Type.String()),
       hardwareProfile: Type.Optional(Type.Object({ vmSize: Type.Optional(Type.String()) })),
       storageProfile: Type.Optional(Type.Object({ imageReference: Type.Optional(Type.Object({ id: Type.Optional(Type.String()) })) })),
       osProfile: Type.Optional(
@@ -107,6 +108,7 @@ export function renderVm(v: VirtualMachine) {
       state: v.state,
       ...(v.statusMessage ? { statusMessage: v.statusMessage } : {}),
       generalized: v.generalized,
+      owner: v.owner,
       osState: v.osState,
       connectionProfile: authority ? (v.osType === 'Windows' ? { rdpAuthority: authority } : { sshAuthority: authority }) : {},
     },
@@ -211,6 +213,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
               adminPassword: os?.adminPassword,
               sshPublicKeys: os?.linuxConfiguration?.ssh?.publicKeys?.map((k) => k.keyData),
               customData: decodeCustomData(os?.customData),
+              owner: p.owner,
             },
             preconditions(req),
           );

@@ -1,0 +1,76 @@
+// A compute driver that runs nothing: VMs are entries in a map. It lets tests
+// of the rules (who may see and do what, state reconciliation) run in
+// milliseconds; the qemu driver is tested for real elsewhere.
+
+import { type ComputeDriver, registerComputeDriver, type VmSpec, type VmStatus } from '../../src/compute/compute-driver.js';
+import { LabforgeError } from '../../src/errors.js';
+
+interface FakeVm {
+  spec: VmSpec;
+  state: VmStatus['state'];
+  paused: boolean;
+  hostPort?: number;
+}
+
+export class FakeComputeDriver implements ComputeDriver {
+  readonly kind = 'fake';
+  readonly vms = new Map<string, FakeVm>();
+  /** Every pause and resume, in order (captures of running VMs pause them). */
+  readonly pauses: string[] = [];
+
+  async acceleration() {
+    return 'tcg (fake driver: nothing runs)';
+  }
+  private need(id: string): FakeVm {
+    const vm = this.vms.get(id);
+    if (!vm) throw new LabforgeError(404, 'ResourceNotFound', `There is no VM '${id}' on this host.`);
+    return vm;
+  }
+  private view(id: string, vm: FakeVm): VmStatus {
+    return { id, state: vm.state, serialLog: `/nonexistent/${id}.log`, ...(vm.state === 'Running' ? { pid: 1, hostPort: vm.hostPort } : {}) };
+  }
+  async create(spec: VmSpec) {
+    this.vms.set(spec.id, { spec, state: 'Stopped', paused: false });
+    return this.view(spec.id, this.need(spec.id));
+  }
+  async start(id: string) {
+    const vm = this.need(id);
+    vm.state = 'Running';
+    vm.hostPort ??= 20000 + this.vms.size;
+    return this.view(id, vm);
+  }
+  async stop(id: string) {
+    const vm = this.need(id);
+    vm.state = 'Stopped';
+    return this.view(id, vm);
+  }
+  async restart(id: string) {
+    await this.stop(id);
+    return this.start(id);
+  }
+  async pause(id: string) {
+    const vm = this.need(id);
+    if (vm.state !== 'Running') return false;
+    vm.paused = true;
+    this.pauses.push(`pause ${id}`);
+    return true;
+  }
+  async resume(id: string) {
+    this.need(id).paused = false;
+    this.pauses.push(`resume ${id}`);
+  }
+  async delete(id: string) {
+    this.vms.delete(id);
+  }
+  async status(id: string) {
+    const vm = this.vms.get(id);
+    return vm ? this.view(id, vm) : undefined;
+  }
+  async list() {
+    return [...this.vms.entries()].map(([id, vm]) => this.view(id, vm));
+  }
+}
+
+/** One fake driver per process, shared by every server a test starts with LABFORGE_COMPUTE_DRIVER=fake. */
+export const fakeDriver = new FakeComputeDriver();
+registerComputeDriver('fake', () => fakeDriver);
