@@ -82,7 +82,7 @@ describe('VM lifecycle with the test guest', () => {
     expect(Date.now() - t0).toBeLessThan(50_000);
 
     // Capture: the guest's writes are a small part of the 128 MiB disk.
-    const { disk, stats } = await captureOverlay(store, { disk: imported.disk, path: base }, overlay, { name: 'os', tmpDir: join(dir, 'tmp') });
+    const { disk, stats } = await captureOverlay(store, { disk: imported.disk, path: base }, overlay, { name: 'os' });
     expect(stats.blocksChanged).toBeGreaterThan(0);
     expect(stats.bytesRead).toBeLessThan(32 * 2 ** 20);
     expect(disk.virtualSize).toBe(imported.disk.virtualSize);

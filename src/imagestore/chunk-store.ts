@@ -194,10 +194,18 @@ export class ChunkStore {
     name: string,
     virtualSize: number,
     source: ReadBlock | BlockFile,
-    opts: { blockSize?: number; concurrency?: number; onProgress?: (bytesDone: number) => void; signal?: AbortSignal } = {},
+    opts: {
+      blockSize?: number;
+      concurrency?: number;
+      onProgress?: (bytesDone: number) => void;
+      signal?: AbortSignal;
+      /** Visit only these block indices, in this order (the others stay null): a capture reads just the changed blocks. */
+      only?: number[];
+    } = {},
   ): Promise<{ disk: DiskManifest; stats: WriteStats }> {
     const blockSize = opts.blockSize ?? DEFAULT_BLOCK_SIZE;
     const count = Math.ceil(virtualSize / blockSize);
+    const visit = opts.only ?? null;
     const blocks: Array<string | null> = new Array(count).fill(null);
     const stats: WriteStats = { bytesRead: 0, chunksCreated: 0, bytesCreated: 0 };
     // Buffers in use at once: reading (or queued for a hashing thread) and waiting on chunk writes.
@@ -263,7 +271,9 @@ export class ChunkStore {
     };
 
     try {
-      for (let index = 0; index < count && !failure; index++) {
+      const total = visit ? visit.length : count;
+      for (let i = 0; i < total && !failure; i++) {
+        const index = visit ? (visit[i] as number) : i;
         opts.signal?.throwIfAborted();
         if (typeof source !== 'function') {
           const offset = index * blockSize;

@@ -596,7 +596,7 @@ export class VmService {
     }
     t.kinds.delete(kind);
     const status = await this.driver.status(t.vmKey);
-    if (!status || status.state !== 'Running') throw conflict('The VM is not running any more; start it and open the console again.');
+    if (status?.state !== 'Running') throw conflict('The VM is not running any more; start it and open the console again.');
     return status;
   }
 
@@ -628,7 +628,7 @@ export class VmService {
     const base = await this.baseOf(r);
     const paused = await this.driver.pause(vmKey);
     try {
-      return await captureOverlay(store, base, this.overlayPath(vmKey), { name, tmpDir: this.settings.tmpDir, shared: paused });
+      return await captureOverlay(store, base, this.overlayPath(vmKey), { name, shared: paused });
     } finally {
       if (paused) await this.driver.resume(vmKey);
     }

@@ -2,7 +2,7 @@
 // have been replicated to; creating one uploads its disks (resumably) first.
 import { statSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { ApiError, type ImageVersion, type ImageVersionInput, parseOperationRef, type TargetRegionInput } from '../../client/api-client.js';
+import { ApiError, type ImageVersion, type ImageVersionInput, type TargetRegionInput } from '../../client/api-client.js';
 import { type Context, loadContext } from '../context.js';
 import { downloadTo } from '../download.js';
 import { CliError, EXIT } from '../errors.js';
