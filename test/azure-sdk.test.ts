@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import './helpers/fake-compute.js';
 import { DIALECTS } from './helpers/pg.js';
 import { RESOURCES, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -12,7 +13,7 @@ describe.each(DIALECTS)('@azure/arm-compute against labforge (%s)', (dialect) =>
   const poll = { updateIntervalInMs: 20 };
 
   beforeAll(async () => {
-    t = await startTestServer(dialect, { tls: true });
+    t = await startTestServer(dialect, { tls: true, env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
     expect(t.server.url.startsWith('https://')).toBe(true);
     const credential = { getToken: async () => ({ token: t.adminToken, expiresOnTimestamp: Date.now() + 3600_000 }) };
     client = new ComputeManagementClient(credential, t.sub, {
@@ -129,5 +130,33 @@ describe.each(DIALECTS)('@azure/arm-compute against labforge (%s)', (dialect) =>
     expect(latest.name).toBe('1.0.0');
     expect(latest.replicationStatus?.aggregatedState).toBe('Completed');
     expect(latest.replicationStatus?.summary?.map((s) => s.region).sort()).toEqual(['site-a', 'site-b']);
+  });
+
+  it('creates a VM from the gallery version, stops, starts and deletes it', async () => {
+    const imageId = `/subscriptions/${t.sub}/resourceGroups/sdk-rg/providers/Microsoft.Compute/galleries/G3/images/blank`;
+    const vm = await client.virtualMachines.createOrUpdate(
+      'sdk-rg',
+      'pupil-1',
+      {
+        location: 'site-a',
+        hardwareProfile: { vmSize: 'Standard_B1s' },
+        storageProfile: { imageReference: { id: imageId } },
+        osProfile: { computerName: 'pupil-1', adminUsername: 'teacher', adminPassword: 'Classroom-2026' },
+      },
+      poll,
+    );
+    expect(vm.provisioningState).toBe('Succeeded');
+    expect(vm.storageProfile?.imageReference?.exactVersion).toBe('1.0.0');
+    expect(vm.hardwareProfile?.vmSize).toBe('Standard_B1s');
+    const view = await client.virtualMachines.instanceView('sdk-rg', 'pupil-1');
+    expect(view.statuses?.map((x) => x.code)).toEqual(['ProvisioningState/succeeded', 'PowerState/running']);
+    await client.virtualMachines.powerOff('sdk-rg', 'pupil-1', poll);
+    expect((await client.virtualMachines.instanceView('sdk-rg', 'pupil-1')).statuses?.[1]?.code).toBe('PowerState/stopped');
+    await client.virtualMachines.start('sdk-rg', 'pupil-1', poll);
+    const names = [];
+    for await (const x of client.virtualMachines.list('sdk-rg')) names.push(x.name);
+    expect(names).toEqual(['pupil-1']);
+    await client.virtualMachines.delete('sdk-rg', 'pupil-1', poll);
+    await expect(client.virtualMachines.get('sdk-rg', 'pupil-1')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
   });
 });
