@@ -183,6 +183,17 @@ describe('virtual machines on real QEMU', () => {
     expect(stop.status).toBe(202);
     expect((await waitForOperation(t, stop.headers['azure-asyncoperation'] as string, 90_000)).status).toBe('Succeeded');
     expect((await waitState('pupil-b', 'Stopped')).properties.connectionProfile).toEqual({});
+    // Reimage drops what the guest wrote: the next boot is the disk's first again, with the same identity.
+    const reimage = await t.call('POST', `${rgPath}/providers/Microsoft.Compute/virtualMachines/pupil-b/reimage?${VMS}`);
+    expect(reimage.status).toBe(202);
+    expect((await waitForOperation(t, reimage.headers['azure-asyncoperation'] as string, 60_000)).status).toBe('Succeeded');
+    expect((await waitState('pupil-b', 'Stopped')).properties.state).toBe('Stopped');
+    const start = await t.call('POST', `${rgPath}/providers/Microsoft.Compute/virtualMachines/pupil-b/start?${VMS}`);
+    expect((await waitForOperation(t, start.headers['azure-asyncoperation'] as string, 60_000)).status).toBe('Succeeded');
+    const markers = async () => [...readFileSync(serialOf(b), 'latin1').matchAll(new RegExp(MARKER, 'g'))];
+    for (let i = 0; i < 600 && (await markers()).length < 2; i++) await sleep(250);
+    const second = (await markers())[1];
+    expect([second?.[1], second?.[3]]).toEqual(['pupil-b', '1']);
   }, 300_000);
 
   it('captures a file written in a VM as version 1.1.0 at the cost of what changed; 1.1.0 has it, 1.0.0 does not', async () => {

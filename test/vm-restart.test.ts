@@ -90,7 +90,8 @@ describe('VMs across a server crash', () => {
     const serial = join(dataDir, 'compute', 'vms', vmId, 'serial.log');
     const pid = Number(readFileSync(join(dataDir, 'compute', 'vms', vmId, 'qemu.pid'), 'utf8'));
     // The console follows the serial log; the guest's marker arrives there.
-    for (let i = 0; i < 300 && !/LABFORGE-TEST user=1/.test(readFileSync(serial, 'latin1')); i++) await sleep(250);
+    for (let i = 0; i < 300 && !/LABFORGE-GUEST hostname/.test(readFileSync(serial, 'latin1')); i++) await sleep(250);
+    expect(readFileSync(serial, 'latin1')).toMatch(/LABFORGE-TEST user=1/);
     expect(readFileSync(serial, 'latin1')).toMatch(/LABFORGE-GUEST hostname=survivor instance-id=\S+ boot=1/);
 
     server?.child.kill('SIGKILL');

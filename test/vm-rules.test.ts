@@ -1,7 +1,7 @@
 // The rules of VMs, on both metadata stores, with a compute driver that runs
 // nothing: who sees and does what, refusals that say what to do, power state
 // reconciled with the driver, files and bases cleaned up on delete.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fakeDriver } from './helpers/fake-compute.js';
@@ -121,10 +121,30 @@ describe.each(DIALECTS)('VM rules (%s)', (dialect) => {
     const start = await t.call('POST', vmUrl('fixed', 'start'));
     expect(start.status).toBe(409);
     expect(start.body.error.code).toBe('OperationNotAllowed');
+    // A generalized VM cannot be reimaged or redeployed either.
+    expect((await t.call('POST', vmUrl('fixed', 'reimage'))).status).toBe(409);
+    expect((await t.call('POST', vmUrl('fixed', 'redeploy'))).status).toBe(409);
     // The version under VMs cannot be deleted.
     const del = await t.call('DELETE', `${image}/versions/1.0.0?${COMPUTE}`);
     expect(del.status).toBe(409);
     expect(del.body.error.code).toBe('VersionInUse');
+  });
+
+  it('reimages a VM onto a fresh disk (it ends stopped) and redeploys one (it runs again)', async () => {
+    const id = await create('again');
+    const overlay = join(t.dataDir, 'compute', 'disks', id, 'os.qcow2');
+    writeFileSync(overlay, 'the guest wrote here', { flag: 'a' });
+    const before = statSync(overlay).size;
+    const r = await t.call('POST', vmUrl('again', 'reimage'));
+    expect(r.status).toBe(202);
+    const op = await t.call('GET', new URL(r.headers['azure-asyncoperation'] as string).pathname + new URL(r.headers['azure-asyncoperation'] as string).search);
+    expect(op.body.properties.kind).toBe('compute.vm.power');
+    expect((await waitForOperation(t, r.headers['azure-asyncoperation'] as string)).status).toBe('Succeeded');
+    expect((await t.call('GET', vmUrl('again'))).body.properties.state).toBe('Stopped');
+    expect(statSync(overlay).size).toBeLessThan(before);
+    const d = await t.call('POST', vmUrl('again', 'redeploy'));
+    expect((await waitForOperation(t, d.headers['azure-asyncoperation'] as string)).status).toBe('Succeeded');
+    expect((await t.call('GET', vmUrl('again'))).body.properties.state).toBe('Running');
   });
 
   it('deletes a VM with its disk, and the base when no VM uses it any more', async () => {

@@ -728,8 +728,8 @@ export class ApiClient {
     return r.status !== 204;
   }
 
-  /** start, powerOff, restart: 202 plus an operation. */
-  vmAction(sub: string, rg: string, name: string, action: 'start' | 'powerOff' | 'restart'): Promise<Accepted<unknown>> {
+  /** start, powerOff, restart, reimage, redeploy: 202 plus an operation. */
+  vmAction(sub: string, rg: string, name: string, action: 'start' | 'powerOff' | 'restart' | 'reimage' | 'redeploy'): Promise<Accepted<unknown>> {
     return this.accepted('POST', `${this.vmPath(sub, rg, name)}/${action}`, undefined, undefined, API_VERSION.virtualMachines);
   }
 

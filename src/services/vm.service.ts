@@ -40,7 +40,22 @@ type Db = Kysely<Database> | Transaction<Database>;
 
 export const VM_CREATE = 'compute.vm.create';
 export const VM_POWER = 'compute.vm.power';
-export type PowerAction = 'start' | 'stop' | 'restart';
+/** What a power operation does; reimage puts a fresh disk from the image under the VM, redeploy restarts its process anew. */
+export type PowerAction = 'start' | 'stop' | 'restart' | 'reimage' | 'redeploy';
+const TRANSITION: Record<PowerAction, VmState> = {
+  start: 'Starting',
+  stop: 'Stopping',
+  restart: 'Starting',
+  reimage: 'Reimaging',
+  redeploy: 'Redeploying',
+};
+const DOING: Record<PowerAction, string> = {
+  start: 'Starting the VM',
+  stop: 'Stopping the VM',
+  restart: 'Restarting the VM',
+  reimage: 'Reimaging the VM: a fresh disk from its image version',
+  redeploy: 'Redeploying the VM: a new QEMU process on the same disk',
+};
 
 export interface VirtualMachine extends ResourceMeta {
   imageReference: string;
@@ -449,7 +464,7 @@ export class VmService {
           'OperationNotAllowed',
         );
       }
-      const state: VmState = action === 'stop' ? 'Stopping' : 'Starting';
+      const state = TRANSITION[action];
       await tx.updateTable('virtual_machines').set({ state, status_message: null }).where('id', '=', r.id).execute();
       return this.operations.enqueue(tx, {
         kind: VM_POWER,
@@ -690,6 +705,19 @@ export class VmService {
   private async applyPower(vmKey: string, action: PowerAction): Promise<VmStatus> {
     if (action === 'start') return this.driver.start(vmKey);
     if (action === 'restart') return this.driver.restart(vmKey);
+    if (action === 'redeploy') {
+      await this.driver.stop(vmKey, { force: true });
+      return this.driver.start(vmKey);
+    }
+    if (action === 'reimage') {
+      // Everything the guest wrote is dropped: a new empty overlay on the same base; the VM ends stopped.
+      await this.driver.stop(vmKey, { force: true });
+      const r = await this.load(this.db, vmKey);
+      const base = await this.baseOf(r);
+      await rm(this.overlayPath(vmKey), { force: true });
+      await this.bases.createOverlay(base.path, this.overlayPath(vmKey));
+      return (await this.driver.status(vmKey)) as VmStatus;
+    }
     return this.driver.stop(vmKey, { timeoutMs: this.settings.stopTimeoutMs });
   }
 
@@ -734,7 +762,7 @@ export class VmService {
         kind: VM_POWER,
         run: async (ctx) => {
           const action = ctx.input.action ?? 'start';
-          await ctx.progress(10, `${action === 'stop' ? 'Stopping' : action === 'restart' ? 'Restarting' : 'Starting'} the VM`);
+          await ctx.progress(10, DOING[action]);
           const status = await this.applyPower(ctx.input.vmKey, action);
           await ctx.complete('Succeeded', async (tx) => {
             await this.settle(tx, ctx.input.vmKey, status, null);

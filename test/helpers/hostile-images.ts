@@ -51,8 +51,15 @@ export interface Corpus {
 }
 
 export async function qemuImg(...args: string[]): Promise<string> {
-  const { stdout } = await run('qemu-img', args, { timeout: 20_000 });
-  return stdout;
+  // LUKS key derivation times itself and gives up ("Unable to get accurate CPU usage") on a busy machine: try again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const { stdout } = await run('qemu-img', args, { timeout: 20_000 });
+      return stdout;
+    } catch (err) {
+      if (attempt >= 5 || !/accurate CPU usage/.test(String((err as { stderr?: string }).stderr))) throw err;
+    }
+  }
 }
 
 async function patch(file: string, offset: number, data: Buffer): Promise<void> {

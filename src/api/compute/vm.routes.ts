@@ -242,6 +242,8 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
       ['stop', 'powerOff', 'Shut a VM down: ACPI power button, then forced after the timeout (long-running)'],
       ['stop', 'deallocate', 'Same as powerOff: a stopped VM holds no CPU or memory here (long-running)'],
       ['restart', 'restart', 'Restart a VM (long-running)'],
+      ['reimage', 'reimage', "Give a VM a fresh disk from its image version, dropping the guest's changes; it ends stopped (long-running)"],
+      ['redeploy', 'redeploy', 'Stop the VM at once and start it in a new QEMU process on the same disk (long-running)'],
     ] as const) {
       app.post(`${PROVIDER}/:vm/${verb}`, { config: READ, schema: { tags: ['virtualMachines'], summary, params: VmParams } }, power(action));
     }

@@ -125,7 +125,13 @@ async function showVm(ctx: Context, sub: string, opts: VmScope, name: string, li
   printVm(v);
 }
 
-async function power(name: string, opts: WaitScope, action: 'start' | 'powerOff' | 'restart', doing: string, done: string): Promise<void> {
+async function power(
+  name: string,
+  opts: WaitScope,
+  action: 'start' | 'powerOff' | 'restart' | 'reimage' | 'redeploy',
+  doing: string,
+  done: string,
+): Promise<void> {
   const ctx = loadContext();
   const sub = await ctx.subscription();
   const r = await ctx.client.vmAction(sub, opts.resourceGroup, name, action);
@@ -236,6 +242,14 @@ export function registerVm(program: Command): void {
     ['start', 'start', 'Starting', 'is running', 'Start a VM'],
     ['stop', 'powerOff', 'Stopping', 'is stopped', 'Shut a VM down: the ACPI power button, then forced off after the timeout'],
     ['restart', 'restart', 'Restarting', 'is running again', 'Restart a VM'],
+    [
+      'reimage',
+      'reimage',
+      'Reimaging',
+      'has a fresh disk from its image and is stopped',
+      "Drop everything the guest changed: a fresh disk from the VM's image version (the VM ends stopped)",
+    ],
+    ['redeploy', 'redeploy', 'Redeploying', 'is running in a new process', 'Stop the VM at once and start it again in a new process on the same disk'],
   ] as const) {
     scoped(vm.command(cmd).argument('<name>', 'VM name').description(help).option('--no-wait', 'do not wait; print the operation id instead')).action(
       (name: string, opts: WaitScope) => power(name, opts, action, doing, done),
