@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { Config } from '../config/config.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-virtual-machines.js';
+import * as m003 from './migrations/003-lab-services.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -17,7 +18,7 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const migrations: Record<string, Migration> = { '001-initial': m001, '002-virtual-machines': m002 };
+const migrations: Record<string, Migration> = { '001-initial': m001, '002-virtual-machines': m002, '003-lab-services': m003 };
 
 class StaticMigrations implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {

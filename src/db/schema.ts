@@ -142,6 +142,67 @@ export interface VirtualMachineTable extends ResourceColumns {
   generalized: number;
   owner: string;
   base_file: string | null;
+  /** Set for the template and student VMs of a lab. */
+  lab_id: string | null;
+  vm_type: string | null;
+  /** Seconds this VM ran, for lab usage quotas (the current run is counted from running_since). */
+  usage_seconds: number;
+  running_since: string | null;
+}
+
+export interface LabPlanTable extends ResourceColumns {
+  allowed_regions: string;
+  default_connection_profile: string;
+  default_auto_shutdown_profile: string;
+  shared_gallery_id: string | null;
+  support_info: string | null;
+  linked_lms_instance: string | null;
+}
+
+export interface LabPlanImageTable {
+  id: string;
+  lab_plan_id: string;
+  /** The gallery image definition's row id. */
+  image_id: string;
+  enabled_state: string;
+  modified_at: string;
+  modified_by: string;
+}
+
+export interface LabTable extends ResourceColumns {
+  lab_plan_id: string | null;
+  title: string;
+  description: string | null;
+  state: string;
+  vm_profile: string;
+  auto_shutdown_profile: string;
+  connection_profile: string;
+  security_profile: string;
+  admin_password_hash: string | null;
+  /** The gallery image definition (row id) the lab was made from. */
+  source_image_id: string | null;
+  /** The version (row id) the lab was made from. */
+  version_id: string;
+  /** The manifest the student VMs of the last publish are built on. */
+  published_image: string | null;
+  /** The image definition (row id) the template was last exported to. */
+  exported_image_id: string | null;
+  export_operation_id: string | null;
+}
+
+export interface LabUserTable {
+  id: string;
+  lab_id: string;
+  name: string;
+  name_key: string;
+  email: string;
+  display_name: string | null;
+  registration_state: string;
+  invitation_state: string;
+  invitation_sent: string | null;
+  additional_usage_quota_seconds: number;
+  created_at: string;
+  created_by: string;
 }
 
 export interface MetaTable {
@@ -159,4 +220,8 @@ export interface Database {
   operations: OperationTable;
   tokens: TokenTable;
   virtual_machines: VirtualMachineTable;
+  lab_plans: LabPlanTable;
+  lab_plan_images: LabPlanImageTable;
+  labs: LabTable;
+  lab_users: LabUserTable;
 }

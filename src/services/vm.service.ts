@@ -5,7 +5,7 @@
 // at server start and whenever a VM is read.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Kysely, Transaction } from 'kysely';
 import YAML from 'yaml';
@@ -106,6 +106,16 @@ export interface CaptureSource {
 export const vmArmId = (v: { subscriptionId: string; resourceGroup: string; name: string }) =>
   `/subscriptions/${v.subscriptionId}/resourceGroups/${v.resourceGroup}/providers/Microsoft.Compute/virtualMachines/${v.name}`;
 
+/** The ARM id of a VM row: a Compute VM, or a lab's VM (rows named `labs/<lab>/<vm>`). */
+export function armIdOf(r: Pick<VirtualMachineTable, 'subscription_id' | 'resource_group' | 'name' | 'lab_id'>): string {
+  if (r.lab_id) {
+    const [, lab, vm] = r.name.split('/');
+    return `/subscriptions/${r.subscription_id}/resourceGroups/${r.resource_group}/providers/Microsoft.LabServices/labs/${lab}/virtualMachines/${vm}`;
+  }
+  return vmArmId({ subscriptionId: r.subscription_id, resourceGroup: r.resource_group, name: r.name });
+}
+
+const LAB_VM_ARM_ID = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.LabServices\/labs\/([^/]+)\/virtualMachines\/([^/]+)$/i;
 const VM_ARM_ID = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/virtualMachines\/([^/]+)$/i;
 const IMAGE_ARM_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)\/images\/([^/]+)(?:\/versions\/([^/]+))?$/i;
@@ -189,7 +199,7 @@ export class VmService {
   }
 
   async list(p: Principal, sub: string, rg: string | undefined, after: string | undefined, limit: number): Promise<VirtualMachine[]> {
-    let q = this.db.selectFrom('virtual_machines').selectAll().where('subscription_id', '=', sub);
+    let q = this.db.selectFrom('virtual_machines').selectAll().where('subscription_id', '=', sub).where('lab_id', 'is', null);
     if (rg !== undefined) {
       await this.groups.get(sub, rg);
       q = q.where('resource_group_key', '=', keyOf(rg));
@@ -414,6 +424,10 @@ export class VmService {
           generalized: 0,
           owner: input.owner ?? p.subject,
           base_file: null,
+          lab_id: null,
+          vm_type: null,
+          usage_seconds: 0,
+          running_since: null,
           ...creationStamp(p),
         };
         await tx.insertInto('virtual_machines').values(values).execute();
@@ -439,7 +453,11 @@ export class VmService {
   private async lockForAction(tx: Transaction<Database>, p: Principal, sub: string, rg: string, name: string, what: string) {
     const r = await this.row(tx, sub, rg, name, true);
     if (!this.visible(p, r)) throw this.notFoundError(rg, name);
-    const active = await this.operations.activeFor(tx, vmArmId(resourceMeta(r)));
+    return this.checkActionable(tx, r, what);
+  }
+
+  private async checkActionable(tx: Transaction<Database>, r: VirtualMachineTable, what: string) {
+    const active = await this.operations.activeFor(tx, armIdOf(r));
     if (active) {
       throw conflict(
         `Virtual machine '${r.name}' is busy with operation ${active.id} (${active.kind}, ${active.percentComplete}% done). Wait for it to finish, then ${what} again.`,
@@ -455,8 +473,24 @@ export class VmService {
 
   /** Starts, stops or restarts a VM: an operation that ends when the driver has done it. */
   async power(p: Principal, sub: string, rg: string, name: string, action: PowerAction): Promise<Operation> {
+    const op = await this.db.transaction().execute(async (tx) => this.powerRow(tx, p, await this.lockForAction(tx, p, sub, rg, name, action), action));
+    this.operations.notify();
+    return op;
+  }
+
+  /** The same for a VM found by its key (lab VMs: the lab service has checked who may act on it). */
+  async powerByKey(p: Principal, vmKey: string, action: PowerAction): Promise<Operation> {
     const op = await this.db.transaction().execute(async (tx) => {
-      const r = await this.lockForAction(tx, p, sub, rg, name, action);
+      const r = await forUpdate(tx, tx.selectFrom('virtual_machines').selectAll().where('id', '=', vmKey)).executeTakeFirst();
+      if (!r) throw new LabforgeError(404, 'ResourceNotFound', 'The virtual machine was deleted.');
+      return this.powerRow(tx, p, await this.checkActionable(tx, r, action), action);
+    });
+    this.operations.notify();
+    return op;
+  }
+
+  private async powerRow(tx: Transaction<Database>, p: Principal, r: VirtualMachineTable, action: PowerAction): Promise<Operation> {
+    {
       if (r.generalized && action !== 'stop') {
         throw conflict(
           `Virtual machine '${r.name}' was generalized: its disk is kept only to be captured as a Generalized image version, and it cannot ${action} any more. Capture it, then delete it.`,
@@ -468,15 +502,13 @@ export class VmService {
       await tx.updateTable('virtual_machines').set({ state, status_message: null }).where('id', '=', r.id).execute();
       return this.operations.enqueue(tx, {
         kind: VM_POWER,
-        subscriptionId: sub,
+        subscriptionId: r.subscription_id,
         location: r.location,
-        targetId: vmArmId(resourceMeta(r)),
+        targetId: armIdOf(r),
         input: { vmKey: r.id, action },
         createdBy: p.subject,
       });
-    });
-    this.operations.notify();
-    return op;
+    }
   }
 
   /**
@@ -509,7 +541,7 @@ export class VmService {
       if (!this.visible(p, row)) return undefined;
       if (!isStaff(p)) throw forbidden(`Only lab staff (admin or creator) can delete a VM; '${p.subject}' has role '${p.role}'. Nothing was changed.`);
       checkPreconditions(`Virtual machine '${name}'`, row.etag, pre);
-      const active = await this.operations.activeFor(tx, vmArmId(resourceMeta(row)));
+      const active = await this.operations.activeFor(tx, armIdOf(row));
       if (active && active.kind !== VM_CREATE) {
         throw conflict(`Virtual machine '${row.name}' is busy with operation ${active.id} (${active.kind}). Wait for it to finish, then delete the VM.`);
       }
@@ -566,7 +598,7 @@ export class VmService {
     for (const r of rows) {
       let cur = r;
       if (!SETTLED.includes(r.state as VmState) && r.provisioning_state === 'Succeeded') {
-        const active = await this.operations.activeFor(this.db, vmArmId(resourceMeta(r)));
+        const active = await this.operations.activeFor(this.db, armIdOf(r));
         if (!active) {
           const live = await this.driver.status(r.id);
           cur = { ...r, state: live?.state ?? 'Failed' };
@@ -619,13 +651,16 @@ export class VmService {
 
   /** Checks a VM can be captured and returns what the capture needs. */
   async captureSource(p: Principal, armId: string, field: string): Promise<CaptureSource> {
-    const m = VM_ARM_ID.exec(armId);
-    if (!m)
+    const lab = LAB_VM_ARM_ID.exec(armId);
+    const m = lab ?? VM_ARM_ID.exec(armId);
+    if (!m) {
       throw invalidParameter(
-        `'${armId}' is not a virtual machine id (/subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>).`,
+        `'${armId}' is not a virtual machine id (/subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.Compute/virtualMachines/<name>, or a lab's .../providers/Microsoft.LabServices/labs/<lab>/virtualMachines/<name>).`,
         field,
       );
-    const [, sub, rg, name] = m as unknown as [string, string, string, string];
+    }
+    const [, sub, rg, first, second] = m as unknown as [string, string, string, string, string];
+    const name = lab ? `labs/${first}/${second}` : first;
     const r = await this.row(this.db, sub, rg, name);
     if (!this.visible(p, r)) throw invalidParameter(`The virtual machine '${armId}' does not exist.`, field);
     if (r.provisioning_state !== 'Succeeded')
@@ -666,7 +701,7 @@ export class VmService {
 
   // ---- operation handlers ----
 
-  private async load(db: Db, vmKey: string): Promise<VirtualMachineTable> {
+  async load(db: Db, vmKey: string): Promise<VirtualMachineTable> {
     const r = await db.selectFrom('virtual_machines').selectAll().where('id', '=', vmKey).executeTakeFirst();
     if (!r) throw new LabforgeError(404, 'ResourceNotFound', 'The virtual machine this operation works on was deleted.');
     return r;
@@ -676,9 +711,13 @@ export class VmService {
     return join(this.diskDir(vmKey), 'seed.iso');
   }
 
-  private async buildDisk(ctx: OperationContext<{ vmKey: string }>): Promise<void> {
-    const r = await this.load(this.db, ctx.input.vmKey);
-    await ctx.progress(10, 'Preparing the base disk');
+  /**
+   * Builds a VM's disk (base, overlay) and registers it with the driver. The identity disk of a Generalized
+   * image is attached when it exists; `ensureSeed` makes it from the stored hash when it does not.
+   */
+  async provisionDisk(vmKey: string, progress: (percent: number, message: string) => Promise<void> = async () => {}): Promise<void> {
+    const r = await this.load(this.db, vmKey);
+    await progress(10, 'Preparing the base disk');
     const base = await this.baseOf(r);
     await mkdir(this.diskDir(r.id), { recursive: true });
     const overlay = this.overlayPath(r.id);
@@ -686,23 +725,54 @@ export class VmService {
     await rm(overlay, { force: true });
     await this.bases.createOverlay(base.path, overlay);
     await this.db.updateTable('virtual_machines').set({ base_file: base.path }).where('id', '=', r.id).execute();
+    await this.define(r);
+    await progress(60, 'Disk ready');
+  }
+
+  /** Registers (or updates) the VM with the driver, with its identity disk when there is one. */
+  private async define(r: VirtualMachineTable): Promise<void> {
     const seed = existsSync(this.seedPath(r.id)) ? this.seedPath(r.id) : undefined;
-    if (r.os_state === 'Generalized' && !seed) {
-      throw new LabforgeError(409, 'SeedMissing', 'The identity disk of this VM is missing (the server lost it); delete the VM and create it again.');
-    }
     await this.driver.create({
       id: r.id,
       vcpus: r.vcpus,
       memoryMiB: r.memory_mib,
       hyperVGeneration: r.hyper_v_generation as 'V1' | 'V2',
-      disks: [{ path: overlay, format: 'qcow2' }],
+      disks: [{ path: this.overlayPath(r.id), format: 'qcow2' }],
       ...(seed ? { seed: { path: seed, format: 'raw' as const } } : {}),
       forward: { guestPort: r.guest_port, hostPort: 0 },
     });
-    await ctx.progress(60, 'Disk ready; starting the VM');
+  }
+
+  /** A Generalized VM without its identity disk gets one from what is stored (the password only as a hash). */
+  async ensureSeed(vmKey: string, fresh = false): Promise<void> {
+    const r = await this.load(this.db, vmKey);
+    if (r.os_state !== 'Generalized' || (!fresh && existsSync(this.seedPath(r.id)))) return;
+    if (!r.admin_username || (!r.admin_password_hash && r.ssh_public_keys === '[]')) {
+      throw new LabforgeError(409, 'SeedMissing', 'This VM has no admin credentials to give the guest; delete it and create it again with credentials.');
+    }
+    await mkdir(this.diskDir(r.id), { recursive: true });
+    const tmp = `${this.seedPath(r.id)}.tmp`;
+    await buildSeed(
+      {
+        // A new instance id makes cloud-init apply the user data again (a password reset).
+        instanceId: fresh ? `${r.id}-${Date.now().toString(36)}` : r.id,
+        hostname: r.computer_name,
+        osType: r.os_type as 'Linux' | 'Windows',
+        adminUser: {
+          name: r.admin_username,
+          ...(r.admin_password_hash ? { passwordHash: r.admin_password_hash } : {}),
+          sshPublicKeys: JSON.parse(r.ssh_public_keys) as string[],
+        },
+        ...(r.custom_data ? { cloudConfig: parseCustomData(r.custom_data, r.os_state) } : {}),
+      },
+      tmp,
+    );
+    await rename(tmp, this.seedPath(r.id));
+    await this.define(r);
   }
 
   private async applyPower(vmKey: string, action: PowerAction): Promise<VmStatus> {
+    if (action === 'start' || action === 'restart' || action === 'redeploy') await this.ensureSeed(vmKey);
     if (action === 'start') return this.driver.start(vmKey);
     if (action === 'restart') return this.driver.restart(vmKey);
     if (action === 'redeploy') {
@@ -734,7 +804,7 @@ export class VmService {
       {
         kind: VM_CREATE,
         run: async (ctx) => {
-          await ctx.step('disk', () => this.buildDisk(ctx));
+          await ctx.step('disk', () => this.provisionDisk(ctx.input.vmKey, (pct, msg) => ctx.progress(pct, msg)));
           await ctx.step('start', async () => {
             await this.driver.start(ctx.input.vmKey);
           });
