@@ -44,6 +44,7 @@ export function createWorker(services: Services, env: NodeJS.ProcessEnv = proces
   for (const h of services.versions.handlers()) worker.register(h);
   for (const h of services.imageStoreMaintenance.handlers()) worker.register(h);
   for (const h of services.vms.handlers()) worker.register(h);
+  for (const h of services.labs.handlers()) worker.register(h);
   return worker;
 }
 

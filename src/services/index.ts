@@ -9,6 +9,8 @@ import { OperationStore } from '../operations/operation.store.js';
 import { RegionCatalog } from './common.js';
 import { GalleryService } from './gallery.service.js';
 import { ImageVersionService } from './image-version.service.js';
+import { LabService } from './lab.service.js';
+import { LabPlanService } from './lab-plan.service.js';
 import { ResourceGroupService } from './resource-group.service.js';
 import { StoreService } from './store.service.js';
 import { TokenService } from './token.service.js';
@@ -30,6 +32,8 @@ export interface Services {
   uploads: UploadService;
   imageStoreMaintenance: StoreService;
   vms: VmService;
+  labPlans: LabPlanService;
+  labs: LabService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -54,5 +58,7 @@ export function createServices(config: Config, store: Store): Services {
     tmpDir: join(config.dataDir, 'tmp'),
   });
   versions.capturer = vms;
-  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads, imageStoreMaintenance, vms };
+  const labPlans = new LabPlanService(store.db, groups, versions, regions);
+  const labs = new LabService(store.db, groups, galleries, versions, labPlans, vms, regions, operations, imageStores);
+  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads, imageStoreMaintenance, vms, labPlans, labs };
 }

@@ -26,6 +26,7 @@ import {
   forUpdate,
   keyOf,
   modificationStamp,
+  nowIso,
   type Preconditions,
   type Principal,
   type RegionCatalog,
@@ -125,6 +126,8 @@ const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const RESERVED_USERS = new Set(['root', 'admin', 'administrator', 'daemon', 'bin', 'sys', 'nobody', 'guest']);
 const SETTLED: readonly VmState[] = ['Running', 'Stopped', 'Failed'];
 
+export const vmToDomain = (r: VirtualMachineTable): VirtualMachine => toVm(r);
+
 const toVm = (r: VirtualMachineTable): VirtualMachine =>
   Object.assign(resourceMeta(r), {
     imageReference: r.image_reference,
@@ -147,6 +150,34 @@ const toVm = (r: VirtualMachineTable): VirtualMachine =>
   });
 
 const isStaff = (p: Principal) => p.role === 'admin' || p.role === 'creator';
+
+/** The running-time bookkeeping that goes with a state change: a run starts, or its time is added up. */
+function usageUpdate(r: Pick<VirtualMachineTable, 'running_since' | 'usage_seconds'>, state: string): Partial<VirtualMachineTable> {
+  if (state === 'Running') return r.running_since ? {} : { running_since: nowIso() };
+  if (!r.running_since) return {};
+  const ran = Math.max(0, Math.round((Date.now() - Date.parse(r.running_since)) / 1000));
+  return { running_since: null, usage_seconds: r.usage_seconds + ran };
+}
+
+/** A lab VM to insert: what `prepareLabVm` needs to know. */
+export interface LabVmSpec {
+  lab: { id: string; subscription_id: string; resource_group: string; name: string; location: string };
+  vmName: string;
+  vmType: 'Template' | 'User';
+  /** The manifest the VM's disk is built on: an image version's row id or a lab snapshot's name. */
+  versionKey: string;
+  exactVersion: string;
+  imageReference: string;
+  osType: string;
+  osState: string;
+  hyperVGeneration: string;
+  size: string;
+  computerName: string;
+  admin: { username: string; password?: string; passwordHash: string | null } | null;
+  owner: string;
+  /** Build the identity disk at first start instead of now (from the stored hash). */
+  seedLater?: boolean;
+}
 
 export class VmService {
   readonly bases: BaseCache;
@@ -554,6 +585,104 @@ export class VmService {
     return true;
   }
 
+  /** Builds (does not insert) the row of a lab's template or student VM, writing its identity disk unless told to wait. */
+  async prepareLabVm(p: Principal, s: LabVmSpec): Promise<VirtualMachineTable> {
+    const size = Object.entries(this.settings.sizes).find(([n]) => n.toLowerCase() === s.size.toLowerCase());
+    if (!size) {
+      throw invalidParameter(
+        `'${s.size}' is not a VM size of this server. Use one of: ${Object.keys(this.settings.sizes).join(', ')}.`,
+        'properties.virtualMachineProfile.sku.name',
+      );
+    }
+    const id = randomUUID();
+    if (s.osState === 'Generalized' && !s.seedLater && s.admin) {
+      await mkdir(this.diskDir(id), { recursive: true });
+      await buildSeed(
+        {
+          instanceId: id,
+          hostname: s.computerName,
+          osType: s.osType as 'Linux' | 'Windows',
+          adminUser: {
+            name: s.admin.username,
+            ...(s.admin.password ? { password: s.admin.password } : {}),
+            ...(s.admin.passwordHash ? { passwordHash: s.admin.passwordHash } : {}),
+          },
+        },
+        this.seedPath(id),
+      );
+    }
+    const name = `labs/${s.lab.name}/${s.vmName}`;
+    return {
+      id,
+      subscription_id: s.lab.subscription_id,
+      resource_group: s.lab.resource_group,
+      resource_group_key: keyOf(s.lab.resource_group),
+      name,
+      name_key: keyOf(name),
+      location: s.lab.location,
+      tags: '{}',
+      provisioning_state: 'Creating',
+      image_reference: s.imageReference,
+      version_id: s.versionKey,
+      exact_version: s.exactVersion,
+      os_type: s.osType,
+      os_state: s.osState,
+      hyper_v_generation: s.hyperVGeneration,
+      size: size[0],
+      vcpus: size[1].vcpus,
+      memory_mib: size[1].memoryMiB,
+      computer_name: s.computerName,
+      admin_username: s.admin?.username ?? null,
+      admin_password_hash: s.admin?.passwordHash ?? null,
+      ssh_public_keys: '[]',
+      custom_data: null,
+      state: s.vmType === 'Template' ? 'Starting' : 'Stopped',
+      status_message: null,
+      host_port: null,
+      guest_port: s.osType === 'Windows' ? 3389 : 22,
+      generalized: 0,
+      owner: s.owner.toLowerCase(),
+      base_file: null,
+      lab_id: s.lab.id,
+      vm_type: s.vmType,
+      usage_seconds: 0,
+      running_since: null,
+      ...creationStamp(p),
+    };
+  }
+
+  /** Stops a VM and removes everything it has on this host (its row is the caller's). */
+  async removeVmFiles(vmKey: string): Promise<void> {
+    await this.driver.delete(vmKey);
+    await rm(this.diskDir(vmKey), { recursive: true, force: true });
+  }
+
+  /** Seconds a VM has run, counting the current run. */
+  async usageSeconds(vmKey: string): Promise<number> {
+    const r = await this.load(this.db, vmKey);
+    return r.usage_seconds + (r.running_since ? Math.max(0, Math.round((Date.now() - Date.parse(r.running_since)) / 1000)) : 0);
+  }
+
+  /** Stores a new admin password hash and a fresh identity disk, so the guest applies it at its next start. */
+  async setPassword(vmKey: string, passwordHash: string): Promise<void> {
+    await this.db.updateTable('virtual_machines').set({ admin_password_hash: passwordHash, state: 'ResettingPassword' }).where('id', '=', vmKey).execute();
+    try {
+      await this.ensureSeed(vmKey, true);
+    } finally {
+      await this.db.updateTable('virtual_machines').set({ state: 'Stopped' }).where('id', '=', vmKey).execute();
+    }
+  }
+
+  /** Records a VM that a lab operation created and started. */
+  async settleCreated(db: Db, vmKey: string, status: VmStatus | undefined): Promise<void> {
+    await this.settle(db, vmKey, status, null, { provisioning_state: 'Succeeded' });
+  }
+
+  /** A read of one row, reconciled with the driver. */
+  reconcile1(r: VirtualMachineTable): Promise<VirtualMachineTable> {
+    return this.reconcileRow(r);
+  }
+
   private async removeFiles(vmKey: string): Promise<void> {
     await this.driver.delete(vmKey);
     await rm(this.diskDir(vmKey), { recursive: true, force: true });
@@ -576,13 +705,9 @@ export class VmService {
     const hostPort = live?.hostPort ?? r.host_port;
     if (state === r.state && hostPort === r.host_port) return r;
     const message = live ? null : 'The VM files are missing on this host; delete the VM and create it again.';
-    await this.db
-      .updateTable('virtual_machines')
-      .set({ state, host_port: hostPort, status_message: message })
-      .where('id', '=', r.id)
-      .where('state', '=', r.state)
-      .execute();
-    return { ...r, state, host_port: hostPort, status_message: message };
+    const upd = { state, host_port: hostPort, status_message: message, ...usageUpdate(r, state) };
+    await this.db.updateTable('virtual_machines').set(upd).where('id', '=', r.id).where('state', '=', r.state).execute();
+    return { ...r, ...upd };
   }
 
   /**
@@ -619,7 +744,11 @@ export class VmService {
 
   /** A short-lived ticket to open the VM's console over WebSocket (browsers cannot send an Authorization header there). */
   async consoleTicket(p: Principal, sub: string, rg: string, name: string): Promise<{ ticket: string; expiresAt: string; vm: VirtualMachine }> {
-    const vm = await this.get(p, sub, rg, name);
+    return this.ticketFor(await this.get(p, sub, rg, name));
+  }
+
+  /** A console ticket for a VM the caller may see (the check is the caller's). */
+  async ticketFor(vm: VirtualMachine): Promise<{ ticket: string; expiresAt: string; vm: VirtualMachine }> {
     if (vm.state !== 'Running') {
       throw conflict(`Virtual machine '${vm.name}' is ${vm.state}; start it to open its console.`, undefined, 'OperationNotAllowed');
     }
@@ -792,9 +921,11 @@ export class VmService {
   }
 
   private async settle(db: Db, vmKey: string, status: VmStatus | undefined, message: string | null, extra: Partial<VirtualMachineTable> = {}) {
+    const r = await db.selectFrom('virtual_machines').select(['running_since', 'usage_seconds']).where('id', '=', vmKey).executeTakeFirst();
+    const state = status?.state ?? 'Failed';
     await db
       .updateTable('virtual_machines')
-      .set({ state: status?.state ?? 'Failed', host_port: status?.hostPort ?? null, status_message: message, ...extra })
+      .set({ state, host_port: status?.hostPort ?? null, status_message: message, ...(r ? usageUpdate(r, state) : {}), ...extra })
       .where('id', '=', vmKey)
       .execute();
   }

@@ -116,6 +116,12 @@ export function renderVm(v: VirtualMachine) {
   };
 }
 
+/** The WebSocket URLs a console ticket opens. */
+export function consoleUrls(req: FastifyRequest, publicUrl: string | undefined, t: { ticket: string; expiresAt: string }) {
+  const ws = baseUrl(req, publicUrl).replace(/^http/, 'ws');
+  return { expiresAt: t.expiresAt, vncUrl: `${ws}/consoles/${t.ticket}/vnc`, serialUrl: `${ws}/consoles/${t.ticket}/serial` };
+}
+
 function decodeCustomData(b64: string | undefined): string | undefined {
   if (b64 === undefined) return undefined;
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
@@ -272,11 +278,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
           params: VmParams,
         },
       },
-      async (req) => {
-        const { ticket, expiresAt } = await s.vms.consoleTicket(req.principal, req.params.sub, req.params.rg, req.params.vm);
-        const ws = baseUrl(req, publicUrl).replace(/^http/, 'ws');
-        return { expiresAt, vncUrl: `${ws}/consoles/${ticket}/vnc`, serialUrl: `${ws}/consoles/${ticket}/serial` };
-      },
+      async (req) => consoleUrls(req, publicUrl, await s.vms.consoleTicket(req.principal, req.params.sub, req.params.rg, req.params.vm)),
     );
 
     // ---- console WebSockets: the ticket in the URL is the credential ----
