@@ -92,6 +92,8 @@ export interface LabInput {
       usageQuota?: string;
       useSharedPassword?: string;
       additionalCapabilities?: { installGpuDrivers?: string };
+      /** labforge: a #cloud-config document the template VM applies at first boot (Generalized images). */
+      customData?: string;
     };
   };
 }
@@ -399,6 +401,7 @@ export class LabService {
             computerName: hostName(name, 'template', profile.osType === 'Windows'),
             admin: admin?.username ? { username: admin.username, password: admin.password, passwordHash } : null,
             owner: p.subject,
+            customData: vp.customData,
           })
         : undefined;
     const result = await this.db

@@ -177,6 +177,8 @@ export interface LabVmSpec {
   owner: string;
   /** Build the identity disk at first start instead of now (from the stored hash). */
   seedLater?: boolean;
+  /** A #cloud-config document applied at first boot (Generalized images). */
+  customData?: string;
 }
 
 export class VmService {
@@ -607,6 +609,7 @@ export class VmService {
             ...(s.admin.password ? { password: s.admin.password } : {}),
             ...(s.admin.passwordHash ? { passwordHash: s.admin.passwordHash } : {}),
           },
+          cloudConfig: parseCustomData(s.customData, s.osState),
         },
         this.seedPath(id),
       );
@@ -635,7 +638,7 @@ export class VmService {
       admin_username: s.admin?.username ?? null,
       admin_password_hash: s.admin?.passwordHash ?? null,
       ssh_public_keys: '[]',
-      custom_data: null,
+      custom_data: s.customData ?? null,
       state: s.vmType === 'Template' ? 'Starting' : 'Stopped',
       status_message: null,
       host_port: null,
@@ -980,7 +983,7 @@ export class VmService {
 const RESERVED_CLOUD_CONFIG = ['users', 'hostname', 'fqdn', 'password', 'chpasswd'];
 
 /** customData is a #cloud-config document merged into the VM's first-boot user-data (beside the admin user labforge adds). */
-function parseCustomData(text: string | undefined, osState: string): Record<string, unknown> | undefined {
+export function parseCustomData(text: string | undefined, osState: string): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   const field = 'properties.osProfile.customData';
   if (osState !== 'Generalized') {

@@ -122,7 +122,7 @@ export function consoleUrls(req: FastifyRequest, publicUrl: string | undefined, 
   return { expiresAt: t.expiresAt, vncUrl: `${ws}/consoles/${t.ticket}/vnc`, serialUrl: `${ws}/consoles/${t.ticket}/serial` };
 }
 
-function decodeCustomData(b64: string | undefined): string | undefined {
+export function decodeCustomData(b64: string | undefined): string | undefined {
   if (b64 === undefined) return undefined;
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64) || b64.length % 4 !== 0) {
     throw invalidParameter(

@@ -8,7 +8,7 @@ import { type Lab, type LabUser, type LabVm, labArmId, secondsToDuration } from 
 import { type LabPlan, type LabPlanImage, LabPlanService, labPlanArmId } from '../../services/lab-plan.service.js';
 import type { App } from '../app.js';
 import { lroHeaders, page, pageQuery, preconditions, systemData } from '../arm/arm.js';
-import { consoleUrls } from '../compute/vm.routes.js';
+import { consoleUrls, decodeCustomData } from '../compute/vm.routes.js';
 
 const ALL = ['admin', 'creator', 'user'] as const;
 const STAFF = ['admin', 'creator'] as const;
@@ -348,6 +348,9 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
           body: Body,
         },
         handler: async (req, reply) => {
+          // customData (a labforge extension) is base64, as on Azure VMs.
+          const vp = (req.body.properties as { virtualMachineProfile?: { customData?: string } } | undefined)?.virtualMachineProfile;
+          if (vp?.customData !== undefined) vp.customData = decodeCustomData(vp.customData);
           const { lab, created, operation } = await s.labs.createOrUpdate(
             req.principal,
             req.params.sub,
