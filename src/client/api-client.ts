@@ -13,6 +13,7 @@ export const API_VERSION = {
   subscriptions: '2022-12-01',
   labforge: '2026-11-01',
   virtualMachines: '2024-07-01',
+  labServices: '2022-08-01',
 } as const;
 
 // ---- shapes returned by the server (only the fields clients rely on) ----
@@ -227,6 +228,98 @@ export interface ConsoleUrls {
   expiresAt: string;
   vncUrl: string;
   serialUrl: string;
+}
+
+export interface LabPlan {
+  id: string;
+  name: string;
+  location: string;
+  properties: {
+    allowedRegions?: string[];
+    sharedGalleryId?: string;
+    defaultAutoShutdownProfile?: Record<string, string>;
+    defaultConnectionProfile?: Record<string, string>;
+    provisioningState?: string;
+  };
+  systemData?: SystemData;
+}
+
+export interface LabPlanImage {
+  id: string;
+  name: string;
+  properties: {
+    enabledState: 'Enabled' | 'Disabled';
+    osType?: string;
+    osState?: string;
+    version?: string;
+    availableRegions?: string[];
+    osDiskSizeGB?: number;
+    dataDiskCount?: number;
+    builtin?: boolean;
+    sharedGalleryId?: string;
+    hiddenReasons?: string[];
+  };
+}
+
+export interface Lab {
+  id: string;
+  name: string;
+  location: string;
+  properties: {
+    labPlanId?: string;
+    title?: string;
+    description?: string;
+    state?: string;
+    provisioningState?: string;
+    virtualMachineProfile: {
+      createOption?: string;
+      imageReference: { id: string; exactVersion?: string };
+      osType?: string;
+      sku: { name: string; capacity?: number };
+      usageQuota?: string;
+      adminUser?: { username: string };
+    };
+    securityProfile?: { registrationCode?: string; openAccess?: string };
+  };
+  systemData?: SystemData;
+}
+
+export interface LabInput {
+  location?: string;
+  properties: {
+    labPlanId?: string;
+    title?: string;
+    description?: string;
+    virtualMachineProfile?: {
+      createOption?: string;
+      imageReference?: { id: string };
+      sku?: { name?: string; capacity?: number };
+      usageQuota?: string;
+      adminUser?: { username: string; password?: string };
+      customData?: string;
+    };
+  };
+}
+
+export interface LabVm {
+  id: string;
+  name: string;
+  properties: {
+    state: VmPowerState;
+    provisioningState?: string;
+    vmType: 'Template' | 'User';
+    claimedByUserId?: string;
+    connectionProfile?: { sshAuthority?: string; rdpAuthority?: string; adminUsername?: string };
+    statusMessage?: string;
+    exportStatus?: { status: string; percentComplete: number; message?: string; imageVersionId?: string };
+  };
+}
+
+export interface LabUser {
+  id: string;
+  name: string;
+  properties: { email: string; registrationState?: string; invitationState?: string; totalUsage?: string; additionalUsageQuota?: string };
+  registrationCode?: string;
 }
 
 /** The answer to a write that may start a long-running operation. */
@@ -740,6 +833,99 @@ export class ApiClient {
   /** A one-minute ticket for the VM's console WebSockets. */
   vmConsole(sub: string, rg: string, name: string): Promise<ConsoleUrls> {
     return this.json('POST', `${this.vmPath(sub, rg, name)}/console`, API_VERSION.virtualMachines);
+  }
+
+  // ---- Lab Services ----
+
+  private lsPath(sub: string, rg: string | undefined, rest = '') {
+    const base = rg === undefined ? `/subscriptions/${seg(sub)}` : `/subscriptions/${seg(sub)}/resourceGroups/${seg(rg)}`;
+    return `${base}/providers/Microsoft.LabServices${rest}`;
+  }
+
+  private ls<T>(method: string, path: string, body?: unknown, query: Record<string, string | undefined> = {}): Promise<Accepted<T>> {
+    return this.request<T>(method, path, { query: { 'api-version': API_VERSION.labServices, ...query }, body }).then((r) => {
+      const op = r.headers['azure-asyncoperation'];
+      return { status: r.status, body: r.body, ...(typeof op === 'string' && op ? { operationUrl: op } : {}) };
+    });
+  }
+
+  listLabPlans(sub: string, rg?: string): Promise<LabPlan[]> {
+    return this.listAll(this.lsPath(sub, rg, '/labPlans'), { 'api-version': API_VERSION.labServices });
+  }
+
+  async getLabPlan(sub: string, rg: string, name: string): Promise<LabPlan> {
+    return (await this.ls<LabPlan>('GET', this.lsPath(sub, rg, `/labPlans/${seg(name)}`))).body;
+  }
+
+  async putLabPlan(sub: string, rg: string, name: string, body: unknown, method: 'PUT' | 'PATCH' = 'PUT'): Promise<LabPlan> {
+    return (await this.ls<LabPlan>(method, this.lsPath(sub, rg, `/labPlans/${seg(name)}`), body)).body;
+  }
+
+  async deleteLabPlan(sub: string, rg: string, name: string): Promise<boolean> {
+    return (await this.ls('DELETE', this.lsPath(sub, rg, `/labPlans/${seg(name)}`))).status !== 204;
+  }
+
+  async listPlanImages(sub: string, rg: string, plan: string, includeHidden = false): Promise<LabPlanImage[]> {
+    const r = await this.ls<{ value: LabPlanImage[] }>('GET', this.lsPath(sub, rg, `/labPlans/${seg(plan)}/images`), undefined, {
+      includeHidden: includeHidden ? 'true' : undefined,
+    });
+    return r.body.value;
+  }
+
+  async setPlanImage(sub: string, rg: string, plan: string, image: string, enabledState: 'Enabled' | 'Disabled'): Promise<LabPlanImage> {
+    return (await this.ls<LabPlanImage>('PATCH', this.lsPath(sub, rg, `/labPlans/${seg(plan)}/images/${seg(image)}`), { properties: { enabledState } })).body;
+  }
+
+  saveImage(sub: string, rg: string, plan: string, body: { name?: string; labVirtualMachineId: string; updateExisting?: boolean }) {
+    return this.ls<{ imageId: string; version: string }>('POST', this.lsPath(sub, rg, `/labPlans/${seg(plan)}/saveImage`), body);
+  }
+
+  listLabs(sub: string, rg?: string): Promise<Lab[]> {
+    return this.listAll(this.lsPath(sub, rg, '/labs'), { 'api-version': API_VERSION.labServices });
+  }
+
+  async getLab(sub: string, rg: string, name: string): Promise<Lab> {
+    return (await this.ls<Lab>('GET', this.lsPath(sub, rg, `/labs/${seg(name)}`))).body;
+  }
+
+  putLab(sub: string, rg: string, name: string, body: LabInput, method: 'PUT' | 'PATCH' = 'PUT'): Promise<Accepted<Lab>> {
+    return this.ls<Lab>(method, this.lsPath(sub, rg, `/labs/${seg(name)}`), body);
+  }
+
+  async deleteLab(sub: string, rg: string, name: string): Promise<boolean> {
+    return (await this.ls('DELETE', this.lsPath(sub, rg, `/labs/${seg(name)}`))).status !== 204;
+  }
+
+  publishLab(sub: string, rg: string, name: string): Promise<Accepted<unknown>> {
+    return this.ls('POST', this.lsPath(sub, rg, `/labs/${seg(name)}/publish`));
+  }
+
+  async listLabVms(sub: string, rg: string, lab: string): Promise<LabVm[]> {
+    return (await this.ls<{ value: LabVm[] }>('GET', this.lsPath(sub, rg, `/labs/${seg(lab)}/virtualMachines`))).body.value;
+  }
+
+  async getLabVm(sub: string, rg: string, lab: string, vm: string): Promise<LabVm> {
+    return (await this.ls<LabVm>('GET', this.lsPath(sub, rg, `/labs/${seg(lab)}/virtualMachines/${seg(vm)}`))).body;
+  }
+
+  labVmAction(sub: string, rg: string, lab: string, vm: string, action: 'start' | 'stop' | 'reimage' | 'redeploy'): Promise<Accepted<unknown>> {
+    return this.ls('POST', this.lsPath(sub, rg, `/labs/${seg(lab)}/virtualMachines/${seg(vm)}/${action}`));
+  }
+
+  async labVmConsole(sub: string, rg: string, lab: string, vm: string): Promise<ConsoleUrls> {
+    return (await this.ls<ConsoleUrls>('POST', this.lsPath(sub, rg, `/labs/${seg(lab)}/virtualMachines/${seg(vm)}/console`))).body;
+  }
+
+  async listLabUsers(sub: string, rg: string, lab: string): Promise<LabUser[]> {
+    return (await this.ls<{ value: LabUser[] }>('GET', this.lsPath(sub, rg, `/labs/${seg(lab)}/users`))).body.value;
+  }
+
+  async putLabUser(sub: string, rg: string, lab: string, name: string, email: string): Promise<LabUser> {
+    return (await this.ls<LabUser>('PUT', this.lsPath(sub, rg, `/labs/${seg(lab)}/users/${seg(name)}`), { properties: { email } })).body;
+  }
+
+  async inviteLabUser(sub: string, rg: string, lab: string, name: string): Promise<LabUser> {
+    return (await this.ls<LabUser>('POST', this.lsPath(sub, rg, `/labs/${seg(lab)}/users/${seg(name)}/invite`), {})).body;
   }
 
   // ---- operations ----
