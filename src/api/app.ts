@@ -8,6 +8,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOpt
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
 import type { Principal } from '../services/common.js';
 import type { Services } from '../services/index.js';
+import { accountRoutes } from './accounts.routes.js';
 import { checkApiVersion } from './arm/arm.js';
 import { computeRoutes } from './compute/gallery.routes.js';
 import { vmRoutes } from './compute/vm.routes.js';
@@ -195,5 +196,6 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(uploadRoutes(services));
   await app.register(vmRoutes(services));
   await app.register(labServicesRoutes(services));
+  await app.register(accountRoutes(services));
   return app;
 }

@@ -205,6 +205,21 @@ export interface LabUserTable {
   created_by: string;
 }
 
+export interface AccountTable {
+  id: string;
+  email: string;
+  display_name: string | null;
+  role: string;
+  /** scrypt$N$r$p$salt$hash, or null until the person sets a password. */
+  password_hash: string | null;
+  /** SHA-256 of a one-time invitation secret. */
+  invitation_hash: string | null;
+  invitation_expires_at: string | null;
+  created_at: string;
+  created_by: string;
+  last_sign_in_at: string | null;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -224,4 +239,5 @@ export interface Database {
   lab_plan_images: LabPlanImageTable;
   labs: LabTable;
   lab_users: LabUserTable;
+  accounts: AccountTable;
 }

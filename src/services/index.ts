@@ -6,6 +6,7 @@ import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
 import { OperationStore } from '../operations/operation.store.js';
+import { AccountService } from './account.service.js';
 import { RegionCatalog } from './common.js';
 import { GalleryService } from './gallery.service.js';
 import { ImageVersionService } from './image-version.service.js';
@@ -34,6 +35,7 @@ export interface Services {
   vms: VmService;
   labPlans: LabPlanService;
   labs: LabService;
+  accounts: AccountService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -60,5 +62,23 @@ export function createServices(config: Config, store: Store): Services {
   versions.capturer = vms;
   const labPlans = new LabPlanService(store.db, groups, versions, regions);
   const labs = new LabService(store.db, groups, galleries, versions, labPlans, vms, regions, operations, imageStores);
-  return { config, store, regions, groups, galleries, versions, tokens, operations, imageStores, uploads, imageStoreMaintenance, vms, labPlans, labs };
+  const accounts = new AccountService(store.db, tokens);
+  accounts.labs = labs;
+  return {
+    config,
+    store,
+    regions,
+    groups,
+    galleries,
+    versions,
+    tokens,
+    operations,
+    imageStores,
+    uploads,
+    imageStoreMaintenance,
+    vms,
+    labPlans,
+    labs,
+    accounts,
+  };
 }

@@ -1067,6 +1067,45 @@ export class LabService {
     };
   }
 
+  /**
+   * A student with a lab's registration code: registered when the lab lists their email, or added when the lab
+   * is open to anyone with the code. Returns false when the code or the email does not fit.
+   */
+  async registerStudent(email: string, code: string): Promise<boolean> {
+    const labs = await this.db.selectFrom('labs').selectAll().execute();
+    const lab = labs.find((l) => (JSON.parse(l.security_profile) as Lab['securityProfile']).registrationCode === code);
+    if (!lab) return false;
+    const user = await this.db.selectFrom('lab_users').selectAll().where('lab_id', '=', lab.id).where('email', '=', email).executeTakeFirst();
+    if (user) {
+      await this.db.updateTable('lab_users').set({ registration_state: 'Registered' }).where('id', '=', user.id).execute();
+    } else {
+      if ((JSON.parse(lab.security_profile) as Lab['securityProfile']).openAccess !== 'Enabled') return false;
+      const base = (email.split('@')[0] ?? 'student').replace(/[^\w.-]/g, '-').slice(0, 90) || 'student';
+      const taken = new Set((await this.db.selectFrom('lab_users').select('name_key').where('lab_id', '=', lab.id).execute()).map((u) => u.name_key));
+      let name = base;
+      for (let i = 2; taken.has(keyOf(name)); i++) name = `${base}-${i}`;
+      await this.db
+        .insertInto('lab_users')
+        .values({
+          id: randomUUID(),
+          lab_id: lab.id,
+          name,
+          name_key: keyOf(name),
+          email,
+          display_name: null,
+          registration_state: 'Registered',
+          invitation_state: 'NotSent',
+          invitation_sent: null,
+          additional_usage_quota_seconds: 0,
+          created_at: nowIso(),
+          created_by: 'registration',
+        })
+        .execute();
+    }
+    if (lab.state === 'Published') await this.assignSeats(lab);
+    return true;
+  }
+
   // ---- operation handlers ----
 
   handlers(): OperationHandler<{ labKey: string; templateKey?: string | null; mode?: 'publish' | 'scale' }>[] {

@@ -95,6 +95,25 @@ export class TokenService {
     return { info: toInfo(row), token: gen.token };
   }
 
+  /** A session token for a person who signed in: named "session", it ends after `hours`. */
+  async createSession(subject: string, role: Role, hours: number): Promise<{ info: TokenInfo; token: string }> {
+    const gen = TokenService.generate();
+    const row: TokenTable = {
+      id: gen.id,
+      name: 'session',
+      subject,
+      role,
+      secret_hash: hash(gen.secret),
+      created_at: nowIso(),
+      created_by: subject,
+      expires_at: new Date(Date.now() + hours * 3600_000).toISOString(),
+      last_used_at: null,
+      revoked_at: null,
+    };
+    await this.db.insertInto('tokens').values(row).execute();
+    return { info: toInfo(row), token: gen.token };
+  }
+
   /** Returns the principal for a token, or undefined when it is unknown, revoked, expired or malformed. */
   async verify(token: string): Promise<Principal | undefined> {
     const m = TOKEN_RE.exec(token);

@@ -1,0 +1,302 @@
+// People sign in as themselves: an account is an email with a role and a
+// password stored as a salted scrypt hash (or, until the person chooses one,
+// a one-time invitation). Signing in gives a session token bound to the person
+// and their role; failed attempts are rate-limited per email and per address.
+// Students register with their lab's registration code.
+import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import { promisify } from 'node:util';
+import type { Kysely } from 'kysely';
+import type { AccountTable, Database } from '../db/schema.js';
+import { conflict, invalidParameter, LabforgeError, notFound, unauthorized } from '../errors.js';
+import { nowIso, type Principal, ROLES, type Role } from './common.js';
+import type { LabService } from './lab.service.js';
+import type { TokenService } from './token.service.js';
+
+const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, opts: object) => Promise<Buffer>;
+const SCRYPT = { N: 2 ** 15, r: 8, p: 1, maxmem: 64 * 1024 * 1024 };
+const SESSION_HOURS = 12;
+const INVITATION_DAYS = 14;
+const EMAIL = /^[^@\s]{1,64}@[^@\s]{1,189}$/;
+
+export interface Account {
+  email: string;
+  displayName: string | null;
+  role: Role;
+  hasPassword: boolean;
+  invitationPending: boolean;
+  createdAt: string;
+  createdBy: string;
+  lastSignInAt: string | null;
+}
+
+export interface Session {
+  token: string;
+  expiresAt: string;
+  subject: string;
+  role: Role;
+}
+
+const toAccount = (r: AccountTable): Account => ({
+  email: r.email,
+  displayName: r.display_name,
+  role: r.role as Role,
+  hasPassword: r.password_hash !== null,
+  invitationPending: r.invitation_hash !== null && (r.invitation_expires_at ?? '') > nowIso(),
+  createdAt: r.created_at,
+  createdBy: r.created_by,
+  lastSignInAt: r.last_sign_in_at,
+});
+
+export async function hashSecret(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, 32, SCRYPT);
+  return `scrypt$${SCRYPT.N}$${SCRYPT.r}$${SCRYPT.p}$${salt.toString('base64')}$${key.toString('base64')}`;
+}
+
+async function verifySecret(password: string, stored: string): Promise<boolean> {
+  const [kind, n, r, p, salt, key] = stored.split('$');
+  if (kind !== 'scrypt' || !salt || !key) return false;
+  const want = Buffer.from(key, 'base64');
+  const got = await scrypt(password, Buffer.from(salt, 'base64'), want.length, { N: Number(n), r: Number(r), p: Number(p), maxmem: SCRYPT.maxmem });
+  return timingSafeEqual(want, got);
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+
+export function checkPassword(pw: string | undefined, field = 'password'): string {
+  const classes = pw ? [/[a-z]/, /[A-Z]/, /[0-9]/, /[^A-Za-z0-9]/].filter((re) => re.test(pw)).length : 0;
+  if (!pw || pw.length < 10 || pw.length > 200 || classes < 3) {
+    throw invalidParameter(
+      'A password must be 10-200 characters and contain three of: a lower-case letter, an upper-case letter, a digit, a special character.',
+      field,
+    );
+  }
+  return pw;
+}
+
+/** Failed sign-ins per key (an email, an address): at most `limit` in `windowMs`. */
+class Limiter {
+  private readonly fails = new Map<string, number[]>();
+
+  constructor(
+    private readonly limit: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Seconds to wait before trying again, or 0. */
+  retryAfter(key: string): number {
+    const now = Date.now();
+    const recent = (this.fails.get(key) ?? []).filter((t) => now - t < this.windowMs);
+    if (recent.length) this.fails.set(key, recent);
+    else this.fails.delete(key);
+    return recent.length >= this.limit ? Math.ceil((this.windowMs - (now - (recent[0] as number))) / 1000) : 0;
+  }
+
+  fail(key: string): void {
+    if (this.fails.size > 100_000) this.fails.clear();
+    this.fails.set(key, [...(this.fails.get(key) ?? []), Date.now()]);
+  }
+
+  clear(key: string): void {
+    this.fails.delete(key);
+  }
+}
+
+export class AccountService {
+  private readonly byEmail = new Limiter(5, 15 * 60_000);
+  private readonly byAddress = new Limiter(30, 15 * 60_000);
+  labs: LabService | undefined;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly tokens: TokenService,
+  ) {}
+
+  private normal(email: string | undefined): string {
+    const e = (email ?? '').trim().toLowerCase();
+    if (!EMAIL.test(e)) throw invalidParameter(`'${email ?? ''}' is not an email address.`, 'email');
+    return e;
+  }
+
+  private async row(email: string) {
+    return this.db.selectFrom('accounts').selectAll().where('email', '=', email).executeTakeFirst();
+  }
+
+  async list(): Promise<Account[]> {
+    return (await this.db.selectFrom('accounts').selectAll().orderBy('email').execute()).map(toAccount);
+  }
+
+  async get(email: string): Promise<Account> {
+    const r = await this.row(this.normal(email));
+    if (!r) throw notFound('ResourceNotFound', `There is no account '${email}'. Create it with \`labforge user create\`.`);
+    return toAccount(r);
+  }
+
+  /**
+   * Creates or changes an account (admins). Without a password it gets a one-time invitation secret, returned
+   * once, with which the person chooses their password (`register`).
+   */
+  async put(
+    p: Principal,
+    emailIn: string,
+    input: { role?: string; displayName?: string | null; password?: string },
+  ): Promise<{ account: Account; created: boolean; invitation?: { token: string; expiresAt: string } }> {
+    const email = this.normal(emailIn);
+    const role = input.role === undefined ? undefined : ROLES.find((r) => r === input.role);
+    if (input.role !== undefined && !role) throw invalidParameter(`'${input.role}' is not a role. Use one of: ${ROLES.join(', ')}.`, 'role');
+    const password = input.password === undefined ? undefined : await hashSecret(checkPassword(input.password));
+    const existing = await this.row(email);
+    const invite = !password && !existing?.password_hash;
+    const secret = invite ? randomBytes(24).toString('base64url') : undefined;
+    const expiresAt = new Date(Date.now() + INVITATION_DAYS * 86400_000).toISOString();
+    const values: Partial<AccountTable> = {
+      ...(role ? { role } : {}),
+      ...(input.displayName !== undefined ? { display_name: input.displayName } : {}),
+      ...(password ? { password_hash: password, invitation_hash: null, invitation_expires_at: null } : {}),
+      ...(secret ? { invitation_hash: sha256(secret), invitation_expires_at: expiresAt } : {}),
+    };
+    if (existing) {
+      await this.db.updateTable('accounts').set(values).where('id', '=', existing.id).execute();
+      if (role && role !== existing.role) await this.endSessions(email);
+    } else {
+      await this.db
+        .insertInto('accounts')
+        .values({
+          id: randomUUID(),
+          email,
+          display_name: input.displayName ?? null,
+          role: role ?? 'user',
+          password_hash: password ?? null,
+          invitation_hash: secret ? sha256(secret) : null,
+          invitation_expires_at: secret ? expiresAt : null,
+          created_at: nowIso(),
+          created_by: p.subject,
+          last_sign_in_at: null,
+        })
+        .execute();
+    }
+    return { account: await this.get(email), created: !existing, ...(secret ? { invitation: { token: secret, expiresAt } } : {}) };
+  }
+
+  async delete(emailIn: string): Promise<boolean> {
+    const email = this.normal(emailIn);
+    const r = await this.row(email);
+    if (!r) return false;
+    await this.db.deleteFrom('accounts').where('id', '=', r.id).execute();
+    await this.endSessions(email);
+    return true;
+  }
+
+  /** Revokes every session of a person (their API tokens stay). */
+  private async endSessions(email: string): Promise<void> {
+    await this.db
+      .updateTable('tokens')
+      .set({ revoked_at: nowIso() })
+      .where('subject', '=', email)
+      .where('name', '=', 'session')
+      .where('revoked_at', 'is', null)
+      .execute();
+  }
+
+  private async session(r: AccountTable): Promise<Session> {
+    const { token, info } = await this.tokens.createSession(r.email, r.role as Role, SESSION_HOURS);
+    await this.db.updateTable('accounts').set({ last_sign_in_at: nowIso() }).where('id', '=', r.id).execute();
+    return { token, expiresAt: info.expiresAt as string, subject: r.email, role: r.role as Role };
+  }
+
+  /** Email and password to a session token. Every failure says the same, and too many are refused for a while. */
+  async signIn(emailIn: string | undefined, password: string | undefined, address: string): Promise<Session> {
+    const email = (emailIn ?? '').trim().toLowerCase();
+    const wait = Math.max(this.byEmail.retryAfter(`e:${email}`), this.byAddress.retryAfter(`a:${address}`));
+    if (wait > 0) {
+      throw Object.assign(
+        new LabforgeError(
+          429,
+          'TooManyAttempts',
+          `Too many failed sign-ins. Wait ${Math.ceil(wait / 60)} minute(s), then try again, or ask an admin to reset your password.`,
+        ),
+        { retryAfter: wait },
+      );
+    }
+    const r = email ? await this.row(email) : undefined;
+    // An unknown email costs the same time as a wrong password.
+    const ok = r?.password_hash ? await verifySecret(password ?? '', r.password_hash) : await hashSecret(password ?? '').then(() => false);
+    if (!r || !ok) {
+      this.byEmail.fail(`e:${email}`);
+      this.byAddress.fail(`a:${address}`);
+      throw unauthorized(
+        r && !r.password_hash
+          ? 'This account has no password yet: use the invitation or the registration code you were given to choose one.'
+          : 'The email or the password is wrong.',
+      );
+    }
+    this.byEmail.clear(`e:${email}`);
+    return this.session(r);
+  }
+
+  /** Ends the session the caller signed in with. */
+  async signOut(p: Principal): Promise<void> {
+    await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('id', '=', p.tokenId).where('name', '=', 'session').execute();
+  }
+
+  /**
+   * A person chooses their password: with the invitation an admin gave them, or (students) with their lab's
+   * registration code, which also enrols them in that lab when it is open or lists their email.
+   */
+  async register(
+    input: { email?: string; password?: string; invitation?: string; registrationCode?: string; displayName?: string },
+    address: string,
+  ): Promise<Session> {
+    const email = this.normal(input.email);
+    const wait = this.byAddress.retryAfter(`a:${address}`);
+    if (wait > 0) throw new LabforgeError(429, 'TooManyAttempts', `Too many failed attempts from this address. Wait ${Math.ceil(wait / 60)} minute(s).`);
+    const hash = await hashSecret(checkPassword(input.password));
+    const existing = await this.row(email);
+    if (input.invitation) {
+      if (!existing?.invitation_hash || existing.invitation_hash !== sha256(input.invitation) || (existing.invitation_expires_at ?? '') < nowIso()) {
+        this.byAddress.fail(`a:${address}`);
+        throw unauthorized('The invitation is not valid for this email: it is wrong, used or expired. Ask an admin for a new one.');
+      }
+      await this.db
+        .updateTable('accounts')
+        .set({ password_hash: hash, invitation_hash: null, invitation_expires_at: null, display_name: input.displayName ?? existing.display_name })
+        .where('id', '=', existing.id)
+        .execute();
+      return this.session((await this.row(email)) as AccountTable);
+    }
+    if (!input.registrationCode) throw invalidParameter("Give the invitation you were sent, or your lab's registration code.", 'registrationCode');
+    if (!this.labs) throw new LabforgeError(501, 'NotImplemented', 'This server has no labs to register with.');
+    if (existing?.password_hash) {
+      throw conflict('This email already has an account with a password: sign in, then use the registration code from your account.', 'email', 'AccountExists');
+    }
+    const ok = await this.labs.registerStudent(email, input.registrationCode);
+    if (!ok) {
+      this.byAddress.fail(`a:${address}`);
+      throw unauthorized('The registration code is wrong, or this lab is not open and your email is not on its list. Check the code with your teacher.');
+    }
+    if (existing) {
+      await this.db
+        .updateTable('accounts')
+        .set({ password_hash: hash, invitation_hash: null, invitation_expires_at: null })
+        .where('id', '=', existing.id)
+        .execute();
+    } else {
+      await this.db
+        .insertInto('accounts')
+        .values({
+          id: randomUUID(),
+          email,
+          display_name: input.displayName ?? null,
+          role: 'user',
+          password_hash: hash,
+          invitation_hash: null,
+          invitation_expires_at: null,
+          created_at: nowIso(),
+          created_by: 'registration',
+          last_sign_in_at: null,
+        })
+        .execute();
+    }
+    return this.session((await this.row(email)) as AccountTable);
+  }
+}

@@ -1,0 +1,138 @@
+// People sign in as themselves: an admin invites a creator, who chooses a
+// password; wrong passwords are rate-limited; sessions end on sign-out; a
+// student registers with their lab's registration code and sees their lab.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import './helpers/fake-compute.js';
+import { DIALECTS } from './helpers/pg.js';
+import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+
+const LS = 'api-version=2022-08-01';
+
+describe.each(DIALECTS)('accounts and sign-in (%s)', (dialect) => {
+  let t: TestServer;
+  const signIn = (email: string, password: string) => t.call('POST', `/providers/Labforge.Core/signIn?${LABFORGE}`, { email, password }, { token: null });
+  const register = (body: Record<string, string>) => t.call('POST', `/providers/Labforge.Core/register?${LABFORGE}`, body, { token: null });
+
+  beforeAll(async () => {
+    t = await startTestServer(dialect, { env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
+  });
+  afterAll(async () => t?.close());
+
+  it('invites a creator, who chooses a password and signs in; wrong passwords are limited; sign-out ends the session', async () => {
+    const created = await t.call('PUT', `/providers/Labforge.Core/accounts/Rivera@School.edu?${LABFORGE}`, {
+      properties: { role: 'creator', displayName: 'Ms Rivera' },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.properties).toMatchObject({ email: 'rivera@school.edu', role: 'creator', state: 'Invited' });
+    const invitation = created.body.invitation.token as string;
+    expect(invitation).toMatch(/^[\w-]{32}$/);
+    expect(
+      (
+        await t.call(
+          'PUT',
+          `/providers/Labforge.Core/accounts/x@school.edu?${LABFORGE}`,
+          { properties: { role: 'creator' } },
+          { token: await t.tokenFor('creator') },
+        )
+      ).status,
+    ).toBe(403);
+
+    expect((await signIn('rivera@school.edu', 'anything')).body.error.message).toMatch(/no password yet/);
+    const weak = await register({ email: 'rivera@school.edu', invitation, password: 'short' });
+    expect(weak.status).toBe(400);
+    expect(weak.body.error.message).toMatch(/10-200 characters/);
+    expect((await register({ email: 'other@school.edu', invitation, password: 'Correct-Horse-42' })).status).toBe(401);
+    const reg = await register({ email: 'rivera@school.edu', invitation, password: 'Correct-Horse-42' });
+    expect(reg.status, JSON.stringify(reg.body)).toBe(200);
+    expect(reg.body).toMatchObject({ subject: 'rivera@school.edu', role: 'creator' });
+    // The invitation is spent.
+    expect((await register({ email: 'rivera@school.edu', invitation, password: 'Another-Horse-42' })).status).toBe(401);
+    const stored = await t.server.services.store.db
+      .selectFrom('accounts')
+      .select('password_hash')
+      .where('email', '=', 'rivera@school.edu')
+      .executeTakeFirstOrThrow();
+    expect(stored.password_hash).toMatch(/^scrypt\$32768\$8\$1\$/);
+    expect(stored.password_hash).not.toContain('Correct-Horse-42');
+
+    const session = await signIn('RIVERA@school.edu', 'Correct-Horse-42');
+    expect(session.status).toBe(200);
+    const me = await t.call('GET', '/providers/Labforge.Core/whoami', undefined, { token: session.body.token });
+    expect(me.body).toMatchObject({ subject: 'rivera@school.edu', role: 'creator' });
+    expect(Date.parse(session.body.expiresAt) - Date.now()).toBeGreaterThan(11 * 3600_000);
+
+    for (let i = 0; i < 5; i++) {
+      const bad = await signIn('rivera@school.edu', 'Wrong-Horse-42');
+      expect(bad.status).toBe(401);
+      expect(bad.body.error.message).toBe('The email or the password is wrong.');
+    }
+    const locked = await signIn('rivera@school.edu', 'Correct-Horse-42');
+    expect(locked.status).toBe(429);
+    expect(Number(locked.headers['retry-after'])).toBeGreaterThan(0);
+    expect(locked.body.error.code).toBe('TooManyAttempts');
+    // An unknown email answers like a wrong password.
+    expect((await signIn('nobody@school.edu', 'Correct-Horse-42')).body.error.message).toBe('The email or the password is wrong.');
+
+    expect((await t.call('POST', `/providers/Labforge.Core/signOut?${LABFORGE}`, undefined, { token: session.body.token })).status).toBe(204);
+    expect((await t.call('GET', '/providers/Labforge.Core/whoami', undefined, { token: session.body.token })).status).toBe(401);
+  });
+
+  it("lets a student register with their lab's code and see their lab and seat", async () => {
+    const rg = `/subscriptions/${t.sub}/resourceGroups/school`;
+    expect((await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' })).status).toBe(201);
+    const gallery = `${rg}/providers/Microsoft.Compute/galleries/dept`;
+    await t.call('PUT', `${gallery}?${COMPUTE}`, { location: 'site-a' });
+    await t.call('PUT', `${gallery}/images/course?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 'school', offer: 'course', sku: '1' } },
+    });
+    const v = await t.call('PUT', `${gallery}/images/course/versions/1.0.0?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=1' } } } },
+    });
+    await waitForOperation(t, v.headers['azure-asyncoperation'] as string);
+    const plan = (
+      await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labPlans/science?${LS}`, { location: 'site-a', properties: { sharedGalleryId: gallery } })
+    ).body.id;
+    await t.call('PATCH', `${plan}/images/course?${LS}`, { properties: { enabledState: 'Enabled' } });
+    const lab = await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, {
+      location: 'site-a',
+      properties: {
+        labPlanId: plan,
+        virtualMachineProfile: { createOption: 'Image', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 2 } },
+      },
+    });
+    await waitForOperation(t, lab.headers['azure-asyncoperation'] as string);
+    await waitForOperation(
+      t,
+      (await t.call('POST', `${rg}/providers/Microsoft.LabServices/labs/physics/publish?${LS}`)).headers['azure-asyncoperation'] as string,
+    );
+    await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics/users/kim?${LS}`, { properties: { email: 'kim@school.edu' } });
+    const code = (await t.call('GET', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`)).body.properties.securityProfile.registrationCode as string;
+
+    expect((await register({ email: 'kim@school.edu', registrationCode: 'wrong-code', password: 'Student-Pass-42' })).status).toBe(401);
+    // Not on the list, and the lab is not open.
+    expect((await register({ email: 'lee@school.edu', registrationCode: code, password: 'Student-Pass-42' })).status).toBe(401);
+    const kim = await register({ email: 'kim@school.edu', registrationCode: code, password: 'Student-Pass-42' });
+    expect(kim.status, JSON.stringify(kim.body)).toBe(200);
+    expect(kim.body.role).toBe('user');
+    const user = (await t.call('GET', `${rg}/providers/Microsoft.LabServices/labs/physics/users/kim?${LS}`)).body;
+    expect(user.properties.registrationState).toBe('Registered');
+    const vms = (await t.call('GET', `${rg}/providers/Microsoft.LabServices/labs/physics/virtualMachines?${LS}`, undefined, { token: kim.body.token })).body
+      .value;
+    expect(vms.map((x: { name: string }) => x.name)).toEqual(['0']);
+
+    // An open lab takes anyone with the code.
+    await t.call('PATCH', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, { properties: { securityProfile: { openAccess: 'Enabled' } } });
+    const lee = await register({ email: 'lee@school.edu', registrationCode: code, password: 'Student-Pass-42' });
+    expect(lee.status).toBe(200);
+    const leeVms = (await t.call('GET', `${rg}/providers/Microsoft.LabServices/labs/physics/virtualMachines?${LS}`, undefined, { token: lee.body.token })).body
+      .value;
+    expect(leeVms.map((x: { name: string }) => x.name)).toEqual(['1']);
+    expect((await t.call('GET', `/providers/Labforge.Core/accounts?${LABFORGE}`)).body.value.map((a: { name: string }) => a.name)).toEqual([
+      'kim@school.edu',
+      'lee@school.edu',
+      'rivera@school.edu',
+    ]);
+  });
+});
