@@ -49,8 +49,12 @@ export class BaseCache {
     try {
       const h = await open(tmp, 'wx', 0o644);
       try {
-        // Zero blocks stay holes: the file is as sparse as the image.
-        for (const [i, digest] of disk.blocks.entries()) if (digest) await h.write(await store.getChunk(digest), 0, undefined, i * disk.blockSize);
+        // Zero blocks stay holes: the file is as sparse as the image. Eight chunks are read, checked and written at once.
+        const todo = [...disk.blocks.entries()].filter(([, d]) => d !== null) as [number, string][];
+        const worker = async () => {
+          for (let next = todo.shift(); next; next = todo.shift()) await h.write(await store.getChunk(next[1]), 0, undefined, next[0] * disk.blockSize);
+        };
+        await Promise.all(Array.from({ length: 8 }, worker));
         await h.truncate(disk.virtualSize);
         await h.sync();
       } finally {
