@@ -9,6 +9,7 @@ import { registerLogin } from './commands/login.js';
 import { registerOperation } from './commands/operation.js';
 import { registerStore } from './commands/store.js';
 import { registerToken } from './commands/token.js';
+import { registerUser } from './commands/user.js';
 import { registerVersion } from './commands/version.js';
 import { registerVm } from './commands/vm.js';
 import { EXIT_CODES_HELP } from './errors.js';
@@ -41,6 +42,7 @@ export function registerClientCommands(program: Command): void {
   registerVm(program);
   registerAccount(program);
   registerLab(program);
+  registerUser(program);
   // Every client command (and its subcommands) lists the exit codes scripts can rely on.
   for (const cmd of program.commands) if (!before.has(cmd)) cmd.addHelpText('afterAll', EXIT_CODES_HELP);
 }

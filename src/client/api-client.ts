@@ -322,6 +322,19 @@ export interface LabUser {
   registrationCode?: string;
 }
 
+export interface SessionInfo {
+  token: string;
+  expiresAt: string;
+  subject: string;
+  role: string;
+}
+
+export interface PersonAccount {
+  id: string;
+  name: string;
+  properties: { email: string; displayName?: string; role: string; state: 'Active' | 'Invited' | 'NoPassword'; createdAt: string; lastSignInAt?: string };
+}
+
 /** The answer to a write that may start a long-running operation. */
 export interface Accepted<T> {
   status: number;
@@ -833,6 +846,35 @@ export class ApiClient {
   /** A one-minute ticket for the VM's console WebSockets. */
   vmConsole(sub: string, rg: string, name: string): Promise<ConsoleUrls> {
     return this.json('POST', `${this.vmPath(sub, rg, name)}/console`, API_VERSION.virtualMachines);
+  }
+
+  // ---- people: accounts and sign-in ----
+
+  async signIn(email: string, password: string): Promise<SessionInfo> {
+    return this.json('POST', '/providers/Labforge.Core/signIn', API_VERSION.labforge, { email, password });
+  }
+
+  async register(body: { email: string; password: string; invitation?: string; registrationCode?: string }): Promise<SessionInfo> {
+    return this.json('POST', '/providers/Labforge.Core/register', API_VERSION.labforge, body);
+  }
+
+  async signOut(): Promise<void> {
+    await this.request('POST', '/providers/Labforge.Core/signOut', { query: { 'api-version': API_VERSION.labforge } });
+  }
+
+  async listAccounts(): Promise<PersonAccount[]> {
+    return (await this.json<{ value: PersonAccount[] }>('GET', '/providers/Labforge.Core/accounts', API_VERSION.labforge)).value;
+  }
+
+  putAccount(
+    email: string,
+    properties: { role?: string; displayName?: string; password?: string },
+  ): Promise<PersonAccount & { invitation?: { token: string; expiresAt: string } }> {
+    return this.json('PUT', `/providers/Labforge.Core/accounts/${seg(email)}`, API_VERSION.labforge, { properties });
+  }
+
+  async deleteAccount(email: string): Promise<boolean> {
+    return (await this.request('DELETE', `/providers/Labforge.Core/accounts/${seg(email)}`, { query: { 'api-version': API_VERSION.labforge } })).status !== 204;
   }
 
   // ---- Lab Services ----

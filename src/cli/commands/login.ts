@@ -1,6 +1,6 @@
 // `labforge login`, `logout` and `whoami`: connect the command-line tool to a
 // server once, so later commands need no server, token or CA options.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ApiError } from '../../client/api-client.js';
@@ -15,8 +15,17 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** A password from a file ('-': standard input) or LABFORGE_PASSWORD; never from the command line. */
+export async function readPassword(file: string | undefined): Promise<string> {
+  const pw = file === '-' ? await readStdin() : file ? readFileSync(file, 'utf8') : process.env.LABFORGE_PASSWORD;
+  if (!pw?.trim()) throw new CliError('Give the password with --password-file FILE (or - for standard input), or set LABFORGE_PASSWORD.', EXIT.usage);
+  return pw.replace(/\r?\n$/, '');
+}
+
 interface LoginOptions extends OutputOptions {
   server?: string;
+  email?: string;
+  passwordFile?: string;
   token?: string;
   tokenStdin?: boolean;
   caFile?: string;
@@ -29,6 +38,8 @@ export function registerLogin(program: Command): void {
       .command('login')
       .description('Log the command-line tool in to a labforge server and remember it for later commands')
       .option('--server <url>', 'server address, e.g. https://labforge.example.edu:8443 (default: LABFORGE_SERVER)')
+      .option('--email <email>', 'sign in as a person with email and password (instead of an API token)')
+      .option('--password-file <file>', "with --email: file holding the password ('-' for standard input); or LABFORGE_PASSWORD")
       .option('--token <token>', 'API token (visible in shell history and process lists; prefer --token-stdin)')
       .option('--token-stdin', 'read the token from standard input, e.g. `labforge login --server URL --token-stdin < token.txt`')
       .option('--ca-file <pem>', "CA certificate to trust, for a server using labforge's own CA (labforge serve prints its path)")
@@ -41,7 +52,17 @@ export function registerLogin(program: Command): void {
     const server = (opts.server ?? process.env.LABFORGE_SERVER)?.replace(/\/+$/, '');
     if (!server) throw new CliError('Give the server address with --server https://HOST:PORT.', EXIT.usage);
     if (opts.token && opts.tokenStdin) throw new CliError('Give the token either with --token or with --token-stdin, not both.', EXIT.usage);
-    const token = (opts.tokenStdin ? await readStdin() : (opts.token ?? process.env.LABFORGE_TOKEN))?.trim();
+    const caFileEarly = opts.caFile ? resolve(opts.caFile) : process.env.LABFORGE_CA_FILE;
+    const token = opts.email
+      ? (
+          await makeClient(server, undefined, caFileEarly)
+            .signIn(opts.email, await readPassword(opts.passwordFile))
+            .catch((err) => {
+              if (err instanceof ApiError && (err.status === 401 || err.status === 429)) throw new CliError(err.message, EXIT.auth);
+              throw err;
+            })
+        ).token
+      : (opts.tokenStdin ? await readStdin() : (opts.token ?? process.env.LABFORGE_TOKEN))?.trim();
     if (!token) {
       throw new CliError(
         opts.tokenStdin
