@@ -75,6 +75,7 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     const url = config.publicUrl ?? `${tls ? 'https' : 'http'}://${host}:${port}`;
     const worker = createWorker(services);
     worker.start();
+    services.schedules.start();
     const s = store;
     return {
       app,
@@ -86,6 +87,7 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
       builtinImages,
       vmsFound,
       close: async () => {
+        await services.schedules.stop();
         await worker.stop();
         await app.close();
         await s.close();

@@ -9,6 +9,7 @@ import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-virtual-machines.js';
 import * as m003 from './migrations/003-lab-services.js';
 import * as m004 from './migrations/004-accounts.js';
+import * as m005 from './migrations/005-lab-schedules.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -19,7 +20,13 @@ export interface Store {
   close(): Promise<void>;
 }
 
-const migrations: Record<string, Migration> = { '001-initial': m001, '002-virtual-machines': m002, '003-lab-services': m003, '004-accounts': m004 };
+const migrations: Record<string, Migration> = {
+  '001-initial': m001,
+  '002-virtual-machines': m002,
+  '003-lab-services': m003,
+  '004-accounts': m004,
+  '005-lab-schedules': m005,
+};
 
 class StaticMigrations implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {

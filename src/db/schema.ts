@@ -220,6 +220,23 @@ export interface AccountTable {
   last_sign_in_at: string | null;
 }
 
+export interface LabScheduleTable {
+  id: string;
+  lab_id: string;
+  name: string;
+  name_key: string;
+  start_at: string | null;
+  stop_at: string;
+  /** JSON {frequency, interval, weekDays, expirationDate}, or null for a one-time schedule. */
+  recurrence: string | null;
+  time_zone: string;
+  notes: string | null;
+  /** The scheduler has acted on every start and stop up to this time. */
+  checked_until: string;
+  created_at: string;
+  created_by: string;
+}
+
 export interface MetaTable {
   key: string;
   value: string;
@@ -240,4 +257,5 @@ export interface Database {
   labs: LabTable;
   lab_users: LabUserTable;
   accounts: AccountTable;
+  lab_schedules: LabScheduleTable;
 }

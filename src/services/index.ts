@@ -13,6 +13,7 @@ import { ImageVersionService } from './image-version.service.js';
 import { LabService } from './lab.service.js';
 import { LabPlanService } from './lab-plan.service.js';
 import { ResourceGroupService } from './resource-group.service.js';
+import { ScheduleService } from './schedule.service.js';
 import { StoreService } from './store.service.js';
 import { TokenService } from './token.service.js';
 import { UploadService } from './upload.service.js';
@@ -36,6 +37,7 @@ export interface Services {
   labPlans: LabPlanService;
   labs: LabService;
   accounts: AccountService;
+  schedules: ScheduleService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -64,6 +66,7 @@ export function createServices(config: Config, store: Store): Services {
   const labs = new LabService(store.db, groups, galleries, versions, labPlans, vms, regions, operations, imageStores);
   const accounts = new AccountService(store.db, tokens);
   accounts.labs = labs;
+  const schedules = new ScheduleService(store.db, labs, vms);
   return {
     config,
     store,
@@ -80,5 +83,6 @@ export function createServices(config: Config, store: Store): Services {
     labPlans,
     labs,
     accounts,
+    schedules,
   };
 }

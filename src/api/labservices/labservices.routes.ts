@@ -6,6 +6,7 @@ import type { Principal } from '../../services/common.js';
 import type { Services } from '../../services/index.js';
 import { type Lab, type LabUser, type LabVm, labArmId, secondsToDuration } from '../../services/lab.service.js';
 import { type LabPlan, type LabPlanImage, LabPlanService, labPlanArmId } from '../../services/lab-plan.service.js';
+import type { LabSchedule } from '../../services/schedule.service.js';
 import type { App } from '../app.js';
 import { lroHeaders, page, pageQuery, preconditions, systemData } from '../arm/arm.js';
 import { consoleUrls, decodeCustomData } from '../compute/vm.routes.js';
@@ -148,6 +149,23 @@ export function renderLabUser(u: LabUser) {
       ...(u.invitationSent ? { invitationSent: u.invitationSent } : {}),
       totalUsage: secondsToDuration(u.totalUsageSeconds),
       additionalUsageQuota: secondsToDuration(u.additionalUsageQuotaSeconds),
+      provisioningState: 'Succeeded',
+    },
+  };
+}
+
+export function renderSchedule(x: LabSchedule) {
+  return {
+    id: `${labArmId({ subscriptionId: x.subscriptionId, resourceGroup: x.resourceGroup, name: x.labName })}/schedules/${x.name}`,
+    name: x.name,
+    type: 'Microsoft.LabServices/labs/schedules',
+    systemData: { createdBy: x.createdBy, createdAt: x.createdAt },
+    properties: {
+      ...(x.startAt ? { startAt: x.startAt } : {}),
+      stopAt: x.stopAt,
+      ...(x.recurrence ? { recurrencePattern: x.recurrence } : {}),
+      timeZoneId: x.timeZoneId,
+      ...(x.notes ? { notes: x.notes } : {}),
       provisioningState: 'Succeeded',
     },
   };
@@ -455,6 +473,48 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
         const v = await s.labs.getVm(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
         return consoleUrls(req, publicUrl, await s.vms.ticketFor(v));
       },
+    );
+
+    // ---- schedules ----
+    const ScheduleParams = Type.Object({ sub: Type.String(), rg: Type.String(), lab: Type.String(), schedule: Type.String() });
+    app.get(`${RG}/labs/:lab/schedules`, { config: STAFF_ONLY, schema: { tags: ['labs'], summary: "A lab's schedules", params: LabParams } }, async (req) => ({
+      value: (await s.schedules.list(req.principal, req.params.sub, req.params.rg, req.params.lab)).map(renderSchedule),
+    }));
+    app.get(
+      `${RG}/labs/:lab/schedules/:schedule`,
+      { config: STAFF_ONLY, schema: { tags: ['labs'], summary: 'One schedule', params: ScheduleParams } },
+      async (req) => renderSchedule(await s.schedules.get(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.schedule)),
+    );
+    for (const method of ['PUT', 'PATCH'] as const) {
+      app.route({
+        method,
+        url: `${RG}/labs/:lab/schedules/:schedule`,
+        config: STAFF_ONLY,
+        schema: {
+          tags: ['labs'],
+          summary: "Start and stop the lab's student VMs at set times, once or daily/weekly, in a time zone",
+          params: ScheduleParams,
+          body: Type.Object({ properties: Type.Record(Type.String(), Type.Unknown()) }),
+        },
+        handler: async (req, reply) => {
+          const { schedule, created } = await s.schedules.put(
+            req.principal,
+            req.params.sub,
+            req.params.rg,
+            req.params.lab,
+            req.params.schedule,
+            req.body.properties as never,
+            method === 'PUT' ? 'put' : 'patch',
+          );
+          return reply.status(created ? 201 : 200).send(renderSchedule(schedule));
+        },
+      });
+    }
+    app.delete(
+      `${RG}/labs/:lab/schedules/:schedule`,
+      { config: STAFF_ONLY, schema: { tags: ['labs'], summary: 'Delete a schedule', params: ScheduleParams } },
+      async (req, reply) =>
+        reply.status((await s.schedules.delete(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.schedule)) ? 200 : 204).send(),
     );
 
     // ---- lab users ----

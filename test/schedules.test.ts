@@ -1,0 +1,139 @@
+// Lab schedules: when starts and stops fall (time zones, summer time, weekly
+// days, nights that cross midnight, expiry), and the scheduler acting on a
+// published lab's student VMs.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventsBetween, zonedTime } from '../src/services/schedule.service.js';
+import './helpers/fake-compute.js';
+import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+
+const iso = (e: { at: number; kind: string }) => `${e.kind} ${new Date(e.at).toISOString()}`;
+const H = 3600_000;
+
+describe('schedule times', () => {
+  it('keeps the wall-clock time in the time zone, across the change to summer time', () => {
+    expect(new Date(zonedTime(2027, 3, 27, 8, 0, 0, 'Europe/Berlin')).toISOString()).toBe('2027-03-27T07:00:00.000Z');
+    expect(new Date(zonedTime(2027, 3, 29, 8, 0, 0, 'Europe/Berlin')).toISOString()).toBe('2027-03-29T06:00:00.000Z');
+    const daily = {
+      startAt: '2027-03-26T07:00:00Z',
+      stopAt: '2027-03-26T08:30:00Z',
+      timeZoneId: 'Europe/Berlin',
+      recurrence: { frequency: 'Daily' as const, interval: 1, expirationDate: '2027-12-31T00:00:00Z' },
+    };
+    expect(eventsBetween(daily, Date.parse('2027-03-27T00:00:00Z'), Date.parse('2027-03-30T00:00:00Z')).map(iso)).toEqual([
+      'start 2027-03-27T07:00:00.000Z',
+      'stop 2027-03-27T08:30:00.000Z',
+      'start 2027-03-28T06:00:00.000Z',
+      'stop 2027-03-28T07:30:00.000Z',
+      'start 2027-03-29T06:00:00.000Z',
+      'stop 2027-03-29T07:30:00.000Z',
+    ]);
+  });
+
+  it('runs weekly on the given days only, every other week, until it expires', () => {
+    const weekly = {
+      startAt: '2026-11-23T14:00:00Z',
+      stopAt: '2026-11-23T16:00:00Z',
+      timeZoneId: 'UTC',
+      recurrence: { frequency: 'Weekly' as const, interval: 2, weekDays: ['Monday' as const, 'Wednesday' as const], expirationDate: '2026-12-09T23:59:59Z' },
+    };
+    const starts = eventsBetween(weekly, Date.parse('2026-11-22T00:00:00Z'), Date.parse('2026-12-31T00:00:00Z'))
+      .filter((e) => e.kind === 'start')
+      .map((e) => new Date(e.at).toISOString().slice(0, 10));
+    expect(starts).toEqual(['2026-11-23', '2026-11-25', '2026-12-07', '2026-12-09']);
+  });
+
+  it('puts a stop that is earlier in the day than the start on the next day, and runs a one-time schedule once', () => {
+    const night = {
+      startAt: '2026-11-23T22:00:00Z',
+      stopAt: '2026-11-23T02:00:00Z',
+      timeZoneId: 'UTC',
+      recurrence: { frequency: 'Daily' as const, interval: 1, expirationDate: '2026-11-24T23:00:00Z' },
+    };
+    expect(eventsBetween(night, Date.parse('2026-11-23T12:00:00Z'), Date.parse('2026-11-26T12:00:00Z')).map(iso)).toEqual([
+      'start 2026-11-23T22:00:00.000Z',
+      'stop 2026-11-24T02:00:00.000Z',
+      'start 2026-11-24T22:00:00.000Z',
+      'stop 2026-11-25T02:00:00.000Z',
+    ]);
+    const once = { startAt: '2026-11-23T09:00:00Z', stopAt: '2026-11-23T10:00:00Z', timeZoneId: 'UTC', recurrence: null };
+    expect(eventsBetween(once, 0, Date.parse('2030-01-01T00:00:00Z')).map(iso)).toEqual(['start 2026-11-23T09:00:00.000Z', 'stop 2026-11-23T10:00:00.000Z']);
+  });
+});
+
+describe('lab schedules through the API', () => {
+  let t: TestServer;
+  const LS = 'api-version=2022-08-01';
+  let rg: string;
+
+  beforeAll(async () => {
+    t = await startTestServer('sqlite', { env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
+    rg = `/subscriptions/${t.sub}/resourceGroups/school`;
+    await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' });
+    const gallery = `${rg}/providers/Microsoft.Compute/galleries/dept`;
+    await t.call('PUT', `${gallery}?${COMPUTE}`, { location: 'site-a' });
+    await t.call('PUT', `${gallery}/images/course?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 's', offer: 'c', sku: '1' } },
+    });
+    const v = await t.call('PUT', `${gallery}/images/course/versions/1.0.0?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=1' } } } },
+    });
+    await waitForOperation(t, v.headers['azure-asyncoperation'] as string);
+    const plan = (
+      await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labPlans/p?${LS}`, { location: 'site-a', properties: { sharedGalleryId: gallery } })
+    ).body.id;
+    await t.call('PATCH', `${plan}/images/course?${LS}`, { properties: { enabledState: 'Enabled' } });
+    const lab = await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, {
+      location: 'site-a',
+      properties: {
+        labPlanId: plan,
+        virtualMachineProfile: { createOption: 'Image', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 2 } },
+      },
+    });
+    await waitForOperation(t, lab.headers['azure-asyncoperation'] as string);
+    await waitForOperation(
+      t,
+      (await t.call('POST', `${rg}/providers/Microsoft.LabServices/labs/physics/publish?${LS}`)).headers['azure-asyncoperation'] as string,
+    );
+  });
+  afterAll(async () => t?.close());
+
+  it('starts and stops the students VMs when the schedule says, and refuses schedules it cannot follow', async () => {
+    const url = `${rg}/providers/Microsoft.LabServices/labs/physics/schedules/class?${LS}`;
+    const bad = await t.call('PUT', url, { properties: { stopAt: '2026-12-01T10:00:00Z', timeZoneId: 'Mars/Olympus' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/IANA/);
+    expect((await t.call('PUT', url, { properties: { timeZoneId: 'UTC' } })).body.error.target).toBe('properties.stopAt');
+    const now = Date.now();
+    const s = await t.call('PUT', url, {
+      properties: {
+        startAt: new Date(now + H).toISOString(),
+        stopAt: new Date(now + 2 * H).toISOString(),
+        timeZoneId: 'Europe/Berlin',
+        recurrencePattern: { frequency: 'Daily', expirationDate: new Date(now + 30 * 24 * H).toISOString() },
+        notes: 'Tuesday class',
+      },
+    });
+    expect(s.status, JSON.stringify(s.body)).toBe(201);
+    expect(s.body.properties.recurrencePattern).toMatchObject({ frequency: 'Daily', interval: 1 });
+    const states = async () =>
+      (await t.call('GET', `${rg}/providers/Microsoft.LabServices/labs/physics/virtualMachines?${LS}`)).body.value.map(
+        (v: { properties: { state: string } }) => v.properties.state,
+      );
+    const settle = async (want: string) => {
+      for (let i = 0; i < 100 && (await states()).some((x: string) => x !== want); i++) await new Promise((r) => setTimeout(r, 50));
+      return states();
+    };
+    await t.server.services.schedules.tick(now + H / 2);
+    expect(await states()).toEqual(['Stopped', 'Stopped']);
+    await t.server.services.schedules.tick(now + H + 1000);
+    expect(await settle('Running')).toEqual(['Running', 'Running']);
+    await t.server.services.schedules.tick(now + 2 * H + 1000);
+    expect(await settle('Stopped')).toEqual(['Stopped', 'Stopped']);
+    // The next day's class, after a server that was down all day: only the latest event counts.
+    await t.server.services.schedules.tick(now + 25 * H + 1000);
+    expect(await settle('Running')).toEqual(['Running', 'Running']);
+    expect((await t.call('DELETE', url)).status).toBe(200);
+  });
+});
