@@ -76,6 +76,7 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     const worker = createWorker(services);
     worker.start();
     services.schedules.start();
+    services.autoShutdown.start();
     const s = store;
     return {
       app,
@@ -88,6 +89,7 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
       vmsFound,
       close: async () => {
         await services.schedules.stop();
+        await services.autoShutdown.stop();
         await worker.stop();
         await app.close();
         await s.close();

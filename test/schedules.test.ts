@@ -3,7 +3,7 @@
 // published lab's student VMs.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsBetween, zonedTime } from '../src/services/schedule.service.js';
-import './helpers/fake-compute.js';
+import { fakeDriver } from './helpers/fake-compute.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const iso = (e: { at: number; kind: string }) => `${e.kind} ${new Date(e.at).toISOString()}`;
@@ -135,5 +135,65 @@ describe('lab schedules through the API', () => {
     await t.server.services.schedules.tick(now + 25 * H + 1000);
     expect(await settle('Running')).toEqual(['Running', 'Running']);
     expect((await t.call('DELETE', url)).status).toBe(200);
+  });
+
+  it('shuts down student VMs nobody connected to, that were left after a disconnect, or that sit idle', async () => {
+    const lab = `${rg}/providers/Microsoft.LabServices/labs/physics`;
+    const p = await t.call('PATCH', `${lab}?${LS}`, {
+      properties: {
+        autoShutdownProfile: {
+          shutdownWhenNotConnected: 'Enabled',
+          noConnectDelay: 'PT15M',
+          shutdownOnDisconnect: 'Enabled',
+          disconnectDelay: 'PT5M',
+          shutdownOnIdle: 'None',
+        },
+      },
+    });
+    expect(p.status, JSON.stringify(p.body)).toBe(200);
+    const keys = (
+      await t.server.services.store.db.selectFrom('virtual_machines').select(['id', 'name']).where('name', 'like', 'labs/physics/%').orderBy('name').execute()
+    ).map((r) => r.id);
+    const [a, b] = keys as [string, string];
+    const state = async (i: number) => (await t.call('GET', `${lab}/virtualMachines/${i}?${LS}`)).body.properties.state as string;
+    const settle = async (i: number, want: string) => {
+      for (let n = 0; n < 100 && (await state(i)) !== want; n++) await new Promise((r) => setTimeout(r, 50));
+      return state(i);
+    };
+    const auto = t.server.services.autoShutdown;
+    const t0 = Date.now();
+    fakeDriver.activities.set(a, { connections: 1, cpuSeconds: 10 });
+    await auto.tick(t0);
+    fakeDriver.activities.set(a, { connections: 0, cpuSeconds: 20 });
+    await auto.tick(t0 + 4 * 60_000);
+    expect([await state(0), await state(1)]).toEqual(['Running', 'Running']);
+    await auto.tick(t0 + 6 * 60_000);
+    expect(await settle(0, 'Stopped')).toBe('Stopped');
+    expect(await state(1)).toBe('Running');
+    await auto.tick(t0 + 16 * 60_000);
+    expect(await settle(1, 'Stopped')).toBe('Stopped');
+    expect(auto.actions.map((x) => x.replace(/^\S+ /, ''))).toEqual([
+      'labs/physics/0: stopped (disconnected)',
+      'labs/physics/1: stopped (nobody connected after the start)',
+    ]);
+
+    // Idle: a VM that uses under 5% of a CPU for the idle delay is stopped; a busy one keeps running.
+    await t.call('PATCH', `${lab}?${LS}`, {
+      properties: {
+        autoShutdownProfile: { shutdownWhenNotConnected: 'Disabled', shutdownOnDisconnect: 'Disabled', shutdownOnIdle: 'LowUsage', idleDelay: 'PT30M' },
+      },
+    });
+    for (const i of [0, 1]) {
+      const r = await t.call('POST', `${lab}/virtualMachines/${i}/start?${LS}`);
+      await waitForOperation(t, r.headers['azure-asyncoperation'] as string);
+    }
+    const t1 = Date.now();
+    for (let m = 0; m <= 31; m++) {
+      fakeDriver.activities.set(a, { connections: 0, cpuSeconds: m * 1 });
+      fakeDriver.activities.set(b, { connections: 0, cpuSeconds: m * 30 });
+      await auto.tick(t1 + m * 60_000);
+    }
+    expect(await settle(0, 'Stopped')).toBe('Stopped');
+    expect(await state(1)).toBe('Running');
   });
 });

@@ -35,6 +35,13 @@ export interface VmStatus {
   vncSocket?: string;
 }
 
+export interface VmActivity {
+  /** Open connections to the guest through the forwarded SSH/RDP port. */
+  connections: number;
+  /** CPU seconds the VM has used since it started. */
+  cpuSeconds: number;
+}
+
 export interface ComputeDriver {
   readonly kind: string;
   /** How VMs are accelerated here, e.g. "kvm" or "tcg (software emulation)". */
@@ -48,6 +55,8 @@ export interface ComputeDriver {
   /** Freezes a running VM with its disks flushed (for a consistent capture); false when it was not running. */
   pause(id: string): Promise<boolean>;
   resume(id: string): Promise<void>;
+  /** What a running VM is doing, for auto-shutdown: connections through its forwarded port and CPU time used. */
+  activity(id: string): Promise<VmActivity | undefined>;
   /** Stops the VM if needed and removes everything the driver kept for it. */
   delete(id: string): Promise<void>;
   status(id: string): Promise<VmStatus | undefined>;

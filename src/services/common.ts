@@ -182,3 +182,31 @@ export const parseJson = <T>(text: string | null | undefined, fallback: T): T =>
 export function forUpdate<Q extends { forUpdate(): Q }>(db: { getExecutor(): { adapter: unknown } }, q: Q): Q {
   return db.getExecutor().adapter instanceof PostgresAdapter ? q.forUpdate() : q;
 }
+
+/** Runs `fn` every `ms` (never two at once) until stopped; the timer does not keep the process alive. */
+export class Ticker {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+
+  constructor(
+    private readonly what: string,
+    private readonly fn: () => Promise<void>,
+  ) {}
+
+  start(ms: number): void {
+    this.timer = setInterval(() => {
+      if (this.running) return;
+      this.running = this.fn()
+        .catch((err) => console.error(`labforge: the ${this.what} failed: ${(err as Error).message}`))
+        .finally(() => {
+          this.running = undefined;
+        });
+    }, ms);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+}

@@ -7,6 +7,7 @@ import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
 import { OperationStore } from '../operations/operation.store.js';
 import { AccountService } from './account.service.js';
+import { AutoShutdownService } from './autoshutdown.service.js';
 import { RegionCatalog } from './common.js';
 import { GalleryService } from './gallery.service.js';
 import { ImageVersionService } from './image-version.service.js';
@@ -38,6 +39,7 @@ export interface Services {
   labs: LabService;
   accounts: AccountService;
   schedules: ScheduleService;
+  autoShutdown: AutoShutdownService;
 }
 
 export function createServices(config: Config, store: Store): Services {
@@ -67,6 +69,7 @@ export function createServices(config: Config, store: Store): Services {
   const accounts = new AccountService(store.db, tokens);
   accounts.labs = labs;
   const schedules = new ScheduleService(store.db, labs, vms);
+  const autoShutdown = new AutoShutdownService(store.db, vms);
   return {
     config,
     store,
@@ -84,5 +87,6 @@ export function createServices(config: Config, store: Store): Services {
     labs,
     accounts,
     schedules,
+    autoShutdown,
   };
 }

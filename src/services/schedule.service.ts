@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, LabScheduleTable } from '../db/schema.js';
 import { forbidden, invalidParameter, notFound } from '../errors.js';
-import { keyOf, nowIso, type Principal, SYSTEM } from './common.js';
+import { keyOf, nowIso, type Principal, SYSTEM, Ticker } from './common.js';
 import type { LabService } from './lab.service.js';
 import type { VmService } from './vm.service.js';
 
@@ -136,8 +136,6 @@ const toSchedule = (r: LabScheduleTable, lab: { name: string; subscription_id: s
 });
 
 export class ScheduleService {
-  private timer: NodeJS.Timeout | undefined;
-  private ticking: Promise<void> | undefined;
   /** What the last ticks did, newest last (for logs and tests). */
   readonly actions: string[] = [];
 
@@ -298,21 +296,14 @@ export class ScheduleService {
     if (this.actions.length > 1000) this.actions.splice(0, this.actions.length - 1000);
   }
 
+  private readonly ticker = new Ticker('lab scheduler', () => this.tick());
+
   /** Checks every `ms` until stopped. */
   start(ms = 15_000): void {
-    this.timer = setInterval(() => {
-      if (this.ticking) return;
-      this.ticking = this.tick()
-        .catch((err) => console.error(`labforge: the lab scheduler failed: ${(err as Error).message}`))
-        .finally(() => {
-          this.ticking = undefined;
-        });
-    }, ms);
-    this.timer.unref();
+    this.ticker.start(ms);
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.ticking;
+  stop(): Promise<void> {
+    return this.ticker.stop();
   }
 }

@@ -66,11 +66,17 @@ export function runComputeDriverConformance(name: string, target: ComputeTarget)
       await d.delete('uefi-1');
     }, 60_000);
 
-    it('pauses a running VM for a consistent capture and resumes it; a stopped VM needs no pause', async () => {
+    it('reports what a running VM does, pauses it for a consistent capture and resumes it; a stopped VM needs no pause', async () => {
       const d = target.create();
       await d.create(await spec('pause-1'));
       expect(await d.pause('pause-1')).toBe(false);
+      expect(await d.activity('pause-1')).toBeUndefined();
       const running = await d.start('pause-1');
+      // What auto-shutdown sees of a running VM: its CPU time and the connections through its port forward.
+      await new Promise((r) => setTimeout(r, 500));
+      const act = await d.activity('pause-1');
+      expect(act?.cpuSeconds).toBeGreaterThan(0);
+      expect(act?.connections).toBe(0);
       expect(await d.pause('pause-1')).toBe(true);
       await d.resume('pause-1');
       const after = await d.status('pause-1');

@@ -2,7 +2,7 @@
 // of the rules (who may see and do what, state reconciliation) run in
 // milliseconds; the qemu driver is tested for real elsewhere.
 
-import { type ComputeDriver, registerComputeDriver, type VmSpec, type VmStatus } from '../../src/compute/compute-driver.js';
+import { type ComputeDriver, registerComputeDriver, type VmActivity, type VmSpec, type VmStatus } from '../../src/compute/compute-driver.js';
 import { LabforgeError } from '../../src/errors.js';
 
 interface FakeVm {
@@ -58,6 +58,13 @@ export class FakeComputeDriver implements ComputeDriver {
   async resume(id: string) {
     this.need(id).paused = false;
     this.pauses.push(`resume ${id}`);
+  }
+  /** Set by tests: what each VM is doing. */
+  readonly activities = new Map<string, VmActivity>();
+  async activity(id: string) {
+    const vm = this.vms.get(id);
+    if (!vm || vm.state !== 'Running') return undefined;
+    return this.activities.get(id) ?? { connections: 0, cpuSeconds: 0 };
   }
   async delete(id: string) {
     this.vms.delete(id);

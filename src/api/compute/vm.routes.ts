@@ -294,8 +294,10 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
         },
       },
       (socket, req) => {
-        const status = (req as unknown as { vmStatus: { vncSocket?: string } }).vmStatus;
+        const status = (req as unknown as { vmStatus: { id?: string; vncSocket?: string } }).vmStatus;
         const vnc = createConnection(status.vncSocket as string);
+        s.autoShutdown.consoleOpened(status.id as string);
+        socket.on('close', () => s.autoShutdown.consoleClosed(status.id as string));
         vnc.on('data', (d) => socket.send(d));
         vnc.on('error', () => socket.close(1011, 'The VM display is not reachable'));
         vnc.on('close', () => socket.close(1000, 'The VM display closed'));
@@ -321,8 +323,12 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
           stillWanted: async () => (await s.vms.driver.status(status.id))?.state === 'Running',
           onEnd: () => socket.close(1000, 'The VM stopped'),
         });
+        s.autoShutdown.consoleOpened(status.id);
         // Read-only: input from the client is ignored.
-        socket.on('close', stop);
+        socket.on('close', () => {
+          stop();
+          s.autoShutdown.consoleClosed(status.id);
+        });
       },
     );
   };

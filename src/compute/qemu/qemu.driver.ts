@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { LabforgeError } from '../../errors.js';
-import { type ComputeDriver, registerComputeDriver, type VmSpec, type VmStatus } from '../compute-driver.js';
+import { type ComputeDriver, registerComputeDriver, type VmActivity, type VmSpec, type VmStatus } from '../compute-driver.js';
 import { OVMF_VARS, qemuArgs, type VmPaths } from './qemu-args.js';
 import { QmpClient } from './qmp.js';
 
@@ -225,6 +225,35 @@ export class QemuDriver implements ComputeDriver {
     } finally {
       qmp.close();
     }
+  }
+
+  async activity(id: string): Promise<VmActivity | undefined> {
+    const pid = this.livePid(id);
+    if (!pid) return undefined;
+    let cpuSeconds = 0;
+    try {
+      // utime and stime, fields 14 and 15 of /proc/<pid>/stat (after the command name in parentheses), in clock ticks.
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        .replace(/^.*\) /, '')
+        .split(' ');
+      cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+    } catch {
+      return undefined;
+    }
+    let connections = 0;
+    try {
+      const qmp = await QmpClient.connect(this.paths(id).qmpSocket, 2000);
+      try {
+        // The user-mode network lists each connection the port forward carries as TCP[ESTABLISHED].
+        const out = await qmp.execute<string>('human-monitor-command', { 'command-line': 'info usernet' });
+        connections = out.split('\n').filter((l) => /TCP\[ESTABLISHED\]/.test(l)).length;
+      } finally {
+        qmp.close();
+      }
+    } catch {
+      // QMP busy: count no connection this time.
+    }
+    return { connections, cpuSeconds };
   }
 
   async delete(id: string): Promise<void> {

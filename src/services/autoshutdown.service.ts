@@ -1,0 +1,117 @@
+// Auto-shutdown of lab VMs, from what the host can see of them: connections
+// through their forwarded SSH/RDP port and open console windows, and the CPU
+// time their QEMU process uses. A lab's autoShutdownProfile says when a
+// running student VM is stopped:
+// - shutdownWhenNotConnected: nobody connected within noConnectDelay of the start;
+// - shutdownOnDisconnect: the last connection closed disconnectDelay ago;
+// - shutdownOnIdle: LowUsage, under 5% of one CPU and nobody connected for
+//   idleDelay; UserAbsence, nobody connected for idleDelay (keyboard and mouse
+//   input inside the guest is not visible from the host).
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import { SYSTEM, Ticker } from './common.js';
+import { durationSeconds } from './lab.service.js';
+import type { AutoShutdownProfile } from './lab-plan.service.js';
+import type { VmService } from './vm.service.js';
+
+const LOW_USAGE = 0.05;
+
+interface Watch {
+  since: number;
+  everConnected: boolean;
+  lastConnected: number | undefined;
+  /** CPU samples (time, seconds used), oldest first, kept for the idle window. */
+  cpu: { at: number; used: number }[];
+  lastBusy: number;
+}
+
+export class AutoShutdownService {
+  private readonly watches = new Map<string, Watch>();
+  /** Console windows open per VM (VNC or serial), counted as connections. */
+  private readonly consoles = new Map<string, number>();
+  readonly actions: string[] = [];
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly vms: VmService,
+  ) {}
+
+  private readonly ticker = new Ticker('auto-shutdown', () => this.tick());
+
+  start(ms = 15_000): void {
+    this.ticker.start(ms);
+  }
+
+  stop(): Promise<void> {
+    return this.ticker.stop();
+  }
+
+  consoleOpened(vmKey: string): void {
+    this.consoles.set(vmKey, (this.consoles.get(vmKey) ?? 0) + 1);
+  }
+
+  consoleClosed(vmKey: string): void {
+    const n = (this.consoles.get(vmKey) ?? 1) - 1;
+    if (n > 0) this.consoles.set(vmKey, n);
+    else this.consoles.delete(vmKey);
+  }
+
+  /** Looks at every running student VM once and stops those whose lab's profile says so. */
+  async tick(now = Date.now()): Promise<void> {
+    const rows = await this.db
+      .selectFrom('virtual_machines')
+      .innerJoin('labs', 'labs.id', 'virtual_machines.lab_id')
+      .select(['virtual_machines.id as id', 'virtual_machines.name as name', 'virtual_machines.state as state', 'labs.auto_shutdown_profile as profile'])
+      .where('virtual_machines.vm_type', '=', 'User')
+      .execute();
+    const seen = new Set<string>();
+    for (const r of rows) {
+      if (r.state !== 'Running') continue;
+      const activity = await this.vms.driver.activity(r.id);
+      if (!activity) continue;
+      seen.add(r.id);
+      let w = this.watches.get(r.id);
+      if (!w) {
+        w = { since: now, everConnected: false, lastConnected: undefined, cpu: [], lastBusy: now };
+        this.watches.set(r.id, w);
+      }
+      const connections = activity.connections + (this.consoles.get(r.id) ?? 0);
+      if (connections > 0) {
+        w.everConnected = true;
+        w.lastConnected = now;
+      }
+      const p = JSON.parse(r.profile) as AutoShutdownProfile;
+      const idleWindow = p.idleDelay ? durationSeconds(p.idleDelay, 'idleDelay') * 1000 : 15 * 60_000;
+      w.cpu.push({ at: now, used: activity.cpuSeconds });
+      while (w.cpu.length > 2 && (w.cpu[1] as { at: number }).at <= now - idleWindow) w.cpu.shift();
+      const first = w.cpu[0] as { at: number; used: number };
+      const span = (now - first.at) / 1000;
+      if (connections > 0 || (span > 0 && (activity.cpuSeconds - first.used) / span >= LOW_USAGE)) w.lastBusy = now;
+      const reason = this.reason(p, w, now, connections);
+      if (!reason) continue;
+      try {
+        await this.vms.powerByKey(SYSTEM, r.id, 'stop');
+        this.actions.push(`${new Date(now).toISOString()} ${r.name}: stopped (${reason})`);
+        this.watches.delete(r.id);
+      } catch {
+        // Busy with another operation: look again at the next tick.
+      }
+    }
+    for (const k of this.watches.keys()) if (!seen.has(k)) this.watches.delete(k);
+    if (this.actions.length > 1000) this.actions.splice(0, this.actions.length - 1000);
+  }
+
+  private reason(p: AutoShutdownProfile, w: Watch, now: number, connections: number): string | undefined {
+    const ms = (v: string | undefined, fallback: number) => (v ? durationSeconds(v, 'delay') * 1000 : fallback);
+    if (p.shutdownWhenNotConnected === 'Enabled' && !w.everConnected && now - w.since >= ms(p.noConnectDelay, 15 * 60_000)) {
+      return 'nobody connected after the start';
+    }
+    if (p.shutdownOnDisconnect === 'Enabled' && w.everConnected && connections === 0 && now - (w.lastConnected ?? now) >= ms(p.disconnectDelay, 15 * 60_000)) {
+      return 'disconnected';
+    }
+    const idle = ms(p.idleDelay, 15 * 60_000);
+    if (p.shutdownOnIdle === 'LowUsage' && now - w.lastBusy >= idle) return 'idle: low CPU use and nobody connected';
+    if (p.shutdownOnIdle === 'UserAbsence' && connections === 0 && now - (w.lastConnected ?? w.since) >= idle) return 'idle: nobody connected';
+    return undefined;
+  }
+}
