@@ -39,7 +39,7 @@ ensure_debian_packages() {
 # Packages the server needs at run time (qemu-img, prlimit, QEMU with BIOS and UEFI firmware) and to build its native modules.
 RUNTIME_PACKAGES=(python3 make g++ qemu-utils util-linux qemu-system-x86 ovmf genisoimage openssl)
 # Packages the test suite needs in addition.
-TEST_PACKAGES=(postgresql)
+TEST_PACKAGES=(postgresql chromium)
 
 ensure_npm_dependencies() {
   cd "$LABFORGE_ROOT" || exit 1
@@ -57,4 +57,6 @@ build() {
   cd "$LABFORGE_ROOT" || exit 1
   say "Building"
   npx --no-install tsc -p tsconfig.json || die "TypeScript build failed"
+  npx --no-install tsc -p web/tsconfig.json || die "TypeScript check of the web portal failed"
+  npx --no-install vite build --config web/vite.config.ts --logLevel warn || die "web portal build failed"
 }

@@ -14,7 +14,7 @@ bash scripts/build-test-guest.sh || die "the test guest could not be built (it n
 
 say "Checking lint and format"
 lint_failed=0
-npx --no-install biome ci src test bench || lint_failed=1
+npx --no-install biome ci src test bench web || lint_failed=1
 
 # --- throwaway PostgreSQL ---
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -53,7 +53,7 @@ const crashed = Number(process.argv[2]) !== 0 && r.numFailedTests === 0 ? 1 : 0;
 if (crashed) console.log("the test runner stopped with an error before reporting failures (counted as one failure): see its output above");
 const failed = r.numFailedTests + lint + crashed;
 const skipped = r.numPendingTests + r.numTodoTests;
-if (lint) console.log("lint/format check failed (counted as one failure): run npx biome check --write src test bench");
+if (lint) console.log("lint/format check failed (counted as one failure): run npx biome check --write src test bench web");
 console.log(`${r.numPassedTests} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
 ' "$lint_failed" "$vitest_rc"
 [ "$vitest_rc" -eq 0 ] && [ "$lint_failed" -eq 0 ]

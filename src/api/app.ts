@@ -1,10 +1,14 @@
 // Builds the HTTP API: authentication, api-version checks, the ARM error
 // envelope, the OpenAPI document and every route family.
 import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { INSTALL_ROOT } from '../config/config.js';
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
 import type { Principal } from '../services/common.js';
 import type { Services } from '../services/index.js';
@@ -35,6 +39,8 @@ export interface AppOptions {
   https?: { key: string | Buffer; cert: string | Buffer };
   logger?: FastifyServerOptions['logger'];
 }
+
+const API_PATH = /^\/(subscriptions|providers|uploads|consoles|openapi\.json|healthz)(\/|\?|$)/i;
 
 function envelope(code: string, message: string, target?: string, details?: unknown[]) {
   return { error: { code, message, ...(target ? { target } : {}), ...(details?.length ? { details } : {}) } };
@@ -90,6 +96,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     if (typeof clientId === 'string') reply.header('x-ms-client-request-id', clientId);
     const cfg = req.routeOptions.config;
     if (cfg?.public) return;
+    // A page of the web portal opened by its address (client-side route): the 404 handler serves the app.
+    if (req.is404 && req.method === 'GET' && !API_PATH.test(req.url) && /text\/html/.test(req.headers.accept ?? '')) return;
     const query = req.query as Record<string, unknown>;
     if (query && ('access_token' in query || 'token' in query)) {
       throw unauthorized(
@@ -176,7 +184,24 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
       .send(envelope('InternalServerError', `The server hit an unexpected error. Retry; if it persists, report request id ${req.id} from the server log.`));
   });
 
+  // The web portal (built into dist/web): its files need no token; any other page path gets index.html (client-side routes).
+  const webRoot = join(INSTALL_ROOT, 'dist', 'web');
+  const indexHtml = existsSync(join(webRoot, 'index.html')) ? readFileSync(join(webRoot, 'index.html'), 'utf8') : undefined;
+  if (indexHtml) {
+    await app.register(async (web) => {
+      web.addHook('onRoute', (r) => {
+        r.config = { ...(r.config ?? {}), public: true };
+        r.schema = { ...(r.schema ?? {}), hide: true };
+      });
+      await web.register(fastifyStatic, { root: webRoot, prefix: '/', wildcard: false, index: false });
+    });
+    app.get('/', { config: { public: true }, schema: { hide: true } }, async (_req, reply) => reply.type('text/html; charset=utf-8').send(indexHtml));
+  }
+
   app.setNotFoundHandler((req, reply) => {
+    if (indexHtml && req.method === 'GET' && !API_PATH.test(req.url) && /text\/html/.test(req.headers.accept ?? '')) {
+      return reply.type('text/html; charset=utf-8').send(indexHtml);
+    }
     reply
       .status(404)
       .send(

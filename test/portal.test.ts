@@ -1,0 +1,134 @@
+// The web portal in a real browser (Debian's Chromium driven by
+// playwright-core) against a running server: a student signs in with email
+// and password, sees only their own VM, starts it; the language follows the
+// browser and can be switched. The compute driver runs nothing here.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type BrowserContext, chromium } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import './helpers/fake-compute.js';
+import { ensureBuilt } from './helpers/cli.js';
+import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const LS = 'api-version=2022-08-01';
+
+describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
+  let t: TestServer;
+  let profile: string;
+  const contexts: BrowserContext[] = [];
+  const browser = async (locale: string) => {
+    const dir = mkdtempSync(join(profile, 'p-'));
+    const ctx = await chromium.launchPersistentContext(dir, {
+      executablePath: CHROMIUM,
+      headless: true,
+      locale,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    contexts.push(ctx);
+    const page = ctx.pages()[0] ?? (await ctx.newPage());
+    const errors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/401|Unauthorized/.test(m.text())) errors.push(m.text());
+    });
+    page.on('pageerror', (e) => errors.push(e.message));
+    return { page, errors };
+  };
+
+  beforeAll(async () => {
+    ensureBuilt();
+    t = await startTestServer('sqlite', { env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
+    profile = mkdtempSync(join(tmpdir(), 'labforge-portal-'));
+    const rg = `/subscriptions/${t.sub}/resourceGroups/school`;
+    await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' });
+    const gallery = `${rg}/providers/Microsoft.Compute/galleries/dept`;
+    await t.call('PUT', `${gallery}?${COMPUTE}`, { location: 'site-a' });
+    await t.call('PUT', `${gallery}/images/course?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 's', offer: 'c', sku: '1' } },
+    });
+    const v = await t.call('PUT', `${gallery}/images/course/versions/1.0.0?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=1' } } } },
+    });
+    await waitForOperation(t, v.headers['azure-asyncoperation'] as string);
+    const plan = (
+      await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labPlans/p?${LS}`, { location: 'site-a', properties: { sharedGalleryId: gallery } })
+    ).body.id;
+    await t.call('PATCH', `${plan}/images/course?${LS}`, { properties: { enabledState: 'Enabled' } });
+    const lab = await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, {
+      location: 'site-a',
+      properties: {
+        labPlanId: plan,
+        title: 'Physics 101',
+        virtualMachineProfile: { createOption: 'Image', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 2 } },
+      },
+    });
+    await waitForOperation(t, lab.headers['azure-asyncoperation'] as string);
+    await waitForOperation(
+      t,
+      (await t.call('POST', `${rg}/providers/Microsoft.LabServices/labs/physics/publish?${LS}`)).headers['azure-asyncoperation'] as string,
+    );
+    await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics/users/kim?${LS}`, { properties: { email: 'kim@school.edu' } });
+    const acc = await t.call('PUT', `/providers/Labforge.Core/accounts/kim@school.edu?${LABFORGE}`, {
+      properties: { role: 'user', password: 'Student-Pass-42' },
+    });
+    expect(acc.status).toBe(201);
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await t?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+  });
+
+  it('lets a student sign in, see only their VM and start it; keeps the session out of the URL', async () => {
+    const { page, errors } = await browser('en-US');
+    await page.goto(t.server.url);
+    await page.getByLabel('Email').fill('kim@school.edu');
+    await page.getByLabel('Password').fill('Wrong-Pass-42');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await expect.poll(() => page.getByRole('alert').textContent()).toBe('The email or the password is wrong.');
+    await page.getByLabel('Password').fill('Student-Pass-42');
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('heading', { name: 'My VMs' }).waitFor();
+    expect(page.url()).toBe(`${t.server.url}/my-vms`);
+    expect(page.url()).not.toContain('lfg_');
+    const card = page.getByRole('listitem', { name: 'Physics 101 0' });
+    await card.waitFor();
+    expect(await page.getByRole('listitem').count()).toBe(1);
+    expect(await card.getByTestId('vm-state').textContent()).toBe('Stopped');
+    expect(await page.getByRole('link', { name: 'Labs' }).count()).toBe(0);
+    await card.getByRole('button', { name: 'Start' }).click();
+    await expect.poll(() => card.getByTestId('vm-state').textContent(), { timeout: 15_000 }).toBe('Running');
+    await expect.poll(() => card.locator('code').textContent()).toMatch(/^ssh -p \d+ user@127\.0\.0\.1$/);
+    await page.getByRole('status').getByText('Physics 101: Start finished').waitFor();
+    // A page reload keeps the session (sessionStorage), a deep link works.
+    await page.goto(`${t.server.url}/my-vms`);
+    await page.getByRole('heading', { name: 'My VMs' }).waitFor();
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('follows the browser language and can be switched', async () => {
+    const { page, errors } = await browser('ko-KR');
+    await page.goto(t.server.url);
+    await page.getByRole('heading', { name: '로그인' }).waitFor();
+    await page.getByLabel('이메일').fill('kim@school.edu');
+    await page.getByLabel('암호').fill('Student-Pass-42');
+    await page.getByRole('button', { name: '로그인' }).click();
+    await page.getByRole('heading', { name: '내 VM' }).waitFor();
+    await page.getByLabel('언어').selectOption('ru');
+    await page.getByRole('heading', { name: 'Мои ВМ' }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.lang)).toBe('ru');
+    expect(errors).toEqual([]);
+  }, 60_000);
+});

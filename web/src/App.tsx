@@ -1,0 +1,78 @@
+// The portal's frame: sign-in when there is no session, then the navigation
+// for the person's role, the language switch, and the pages.
+import { useQuery, useQueryClient } from '@tanstack/react-query';
+import { useEffect, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { Navigate, NavLink, Route, Routes } from 'react-router';
+import { type Me, session, signOut, whoami } from './api.js';
+import { LANGUAGES, setLanguage } from './i18n.js';
+import { GalleryPage } from './pages/Gallery.js';
+import { LabsPage } from './pages/Labs.js';
+import { MyVmsPage } from './pages/MyVms.js';
+import { SignInPage } from './pages/SignIn.js';
+import { Toasts } from './Toasts.js';
+
+export function App() {
+  const [token, setToken] = useState(session.token);
+  if (!token) return <SignInPage onSignedIn={() => setToken(session.token)} />;
+  return <SignedIn onSignedOut={() => setToken(null)} />;
+}
+
+function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
+  const { t, i18n } = useTranslation();
+  const queries = useQueryClient();
+  const me = useQuery<Me>({ queryKey: ['whoami'], queryFn: whoami });
+  useEffect(() => {
+    document.documentElement.lang = i18n.language;
+  }, [i18n.language]);
+  useEffect(() => {
+    if (me.isError) onSignedOut();
+  }, [me.isError, onSignedOut]);
+  if (!me.data) return <p className="loading">…</p>;
+  const staff = me.data.role !== 'user';
+  return (
+    <>
+      <a className="skip" href="#main">
+        {t('app.skip')}
+      </a>
+      <header className="top">
+        <span className="brand">{t('app.name')}</span>
+        <nav aria-label="main">
+          <NavLink to="/my-vms">{t('nav.myVms')}</NavLink>
+          {staff && <NavLink to="/labs">{t('nav.labs')}</NavLink>}
+          {staff && <NavLink to="/gallery">{t('nav.gallery')}</NavLink>}
+        </nav>
+        <label className="lang">
+          {t('app.language')}{' '}
+          <select value={i18n.language} onChange={(e) => setLanguage(e.target.value)}>
+            {LANGUAGES.map((l) => (
+              <option key={l.code} value={l.code}>
+                {l.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <span className="who">{me.data.subject}</span>
+        <button
+          type="button"
+          onClick={async () => {
+            await signOut();
+            queries.clear();
+            onSignedOut();
+          }}
+        >
+          {t('app.signOut')}
+        </button>
+      </header>
+      <main id="main">
+        <Routes>
+          <Route path="/my-vms" element={<MyVmsPage />} />
+          {staff && <Route path="/labs" element={<LabsPage />} />}
+          {staff && <Route path="/gallery" element={<GalleryPage />} />}
+          <Route path="*" element={<Navigate to={staff ? '/labs' : '/my-vms'} replace />} />
+        </Routes>
+      </main>
+      <Toasts />
+    </>
+  );
+}

@@ -1,0 +1,116 @@
+// The portal's side of the API: fetch with the session token kept in this
+// browser tab (sessionStorage, never in a URL), ARM errors turned into
+// exceptions with the server's message, and operations polled to the end.
+// The shapes are the ones the command-line client uses.
+import type { Lab, LabVm, Operation, SessionInfo } from '../../src/client/api-client.js';
+
+export type { Lab, LabVm, Operation };
+
+export const VERSIONS = { labforge: '2026-11-01', labServices: '2022-08-01', compute: '2025-03-03', subscriptions: '2022-12-01' } as const;
+const TOKEN_KEY = 'labforge.session';
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const session = {
+  get token(): string | null {
+    return sessionStorage.getItem(TOKEN_KEY);
+  },
+  set(token: string): void {
+    sessionStorage.setItem(TOKEN_KEY, token);
+  },
+  clear(): void {
+    sessionStorage.removeItem(TOKEN_KEY);
+  },
+};
+
+export async function call<T>(method: string, path: string, apiVersion: string, body?: unknown): Promise<{ body: T; headers: Headers; status: number }> {
+  const url = `${path}${path.includes('?') ? '&' : '?'}api-version=${apiVersion}`;
+  const res = await fetch(url, {
+    method,
+    headers: { ...(session.token ? { authorization: `Bearer ${session.token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const parsed = text ? (JSON.parse(text) as unknown) : undefined;
+  if (!res.ok) {
+    const e = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+    if (res.status === 401 && path !== '/providers/Labforge.Core/signIn') session.clear();
+    throw new ApiError(res.status, e?.code ?? `Http${res.status}`, e?.message ?? `HTTP ${res.status}`);
+  }
+  return { body: parsed as T, headers: res.headers, status: res.status };
+}
+
+export async function signIn(email: string, password: string): Promise<SessionInfo> {
+  const r = await call<SessionInfo>('POST', '/providers/Labforge.Core/signIn', VERSIONS.labforge, { email, password });
+  session.set(r.body.token);
+  return r.body;
+}
+
+export interface Me {
+  subject: string;
+  role: 'admin' | 'creator' | 'user';
+}
+
+export const whoami = async () => (await call<Me>('GET', '/providers/Labforge.Core/whoami', VERSIONS.labforge)).body;
+
+export async function signOut(): Promise<void> {
+  await call('POST', '/providers/Labforge.Core/signOut', VERSIONS.labforge).catch(() => undefined);
+  session.clear();
+}
+
+export async function subscription(): Promise<string> {
+  const r = await call<{ value: { subscriptionId: string }[] }>('GET', '/subscriptions', VERSIONS.subscriptions);
+  const sub = r.body.value[0]?.subscriptionId;
+  if (!sub) throw new ApiError(404, 'NoSubscription', 'This server lists no subscription for you.');
+  return sub;
+}
+
+export const listLabs = async (sub: string) =>
+  (await call<{ value: Lab[] }>('GET', `/subscriptions/${sub}/providers/Microsoft.LabServices/labs`, VERSIONS.labServices)).body.value;
+
+/** A lab VM with the lab it belongs to. */
+export interface MyVm extends LabVm {
+  lab: Lab;
+}
+
+export async function myVms(sub: string): Promise<MyVm[]> {
+  const out: MyVm[] = [];
+  for (const lab of await listLabs(sub)) {
+    const vms = (await call<{ value: LabVm[] }>('GET', `${lab.id}/virtualMachines`, VERSIONS.labServices)).body.value;
+    for (const vm of vms) if (vm.properties.vmType === 'User') out.push({ ...vm, lab });
+  }
+  return out;
+}
+
+/** Starts a long-running action and resolves with the operation once it ended. */
+export async function runOperation(method: string, path: string, apiVersion: string, body?: unknown): Promise<Operation> {
+  const r = await call('POST' === method ? 'POST' : method, path, apiVersion, body);
+  const url = r.headers.get('azure-asyncoperation');
+  if (!url) throw new ApiError(500, 'NoOperation', 'The server did not return an operation to follow.');
+  const u = new URL(url, location.origin);
+  const deadline = Date.now() + 15 * 60_000;
+  for (;;) {
+    const op = (await call<Operation>('GET', `${u.pathname}`, VERSIONS.labforge)).body;
+    if (op.status !== 'InProgress') return op;
+    if (Date.now() > deadline) throw new ApiError(504, 'StillRunning', 'The operation is still running; see the operations page.');
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+}
+
+export interface Gallery {
+  id: string;
+  name: string;
+  location: string;
+  properties: { description?: string };
+}
+
+export const listGalleries = async (sub: string) =>
+  (await call<{ value: Gallery[] }>('GET', `/subscriptions/${sub}/providers/Microsoft.Compute/galleries`, VERSIONS.compute)).body.value;

@@ -1,0 +1,40 @@
+import { useQuery } from '@tanstack/react-query';
+import { useTranslation } from 'react-i18next';
+import { listLabs, subscription } from '../api.js';
+
+export function LabsPage() {
+  const { t } = useTranslation();
+  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
+  const labs = useQuery({ queryKey: ['labs', sub.data], queryFn: () => listLabs(sub.data as string), enabled: Boolean(sub.data) });
+  return (
+    <section aria-labelledby="labs">
+      <h1 id="labs">{t('labs.title')}</h1>
+      {labs.isError && <p role="alert">{t('errors.generic', { message: (labs.error as Error).message })}</p>}
+      {labs.data?.length === 0 && <p className="empty">{t('labs.empty')}</p>}
+      {Boolean(labs.data?.length) && (
+        <table>
+          <thead>
+            <tr>
+              <th scope="col">{t('labs.name')}</th>
+              <th scope="col">{t('labs.state')}</th>
+              <th scope="col">{t('labs.image')}</th>
+              <th scope="col">{t('labs.seats')}</th>
+            </tr>
+          </thead>
+          <tbody>
+            {labs.data?.map((l) => (
+              <tr key={l.id}>
+                <td>{l.properties.title ?? l.name}</td>
+                <td>{l.properties.state}</td>
+                <td>
+                  {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()} {l.properties.virtualMachineProfile.imageReference.exactVersion}
+                </td>
+                <td>{l.properties.virtualMachineProfile.sku.capacity}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </section>
+  );
+}
