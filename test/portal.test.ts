@@ -83,6 +83,24 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
       properties: { role: 'user', password: 'Student-Pass-42' },
     });
     expect(acc.status).toBe(201);
+    // A creator's own lab with a template VM.
+    await t.call('PUT', `/providers/Labforge.Core/accounts/rivera@school.edu?${LABFORGE}`, { properties: { role: 'creator', password: 'Teacher-Pass-42' } });
+    const rivera = await t.tokenFor('creator', 'rivera@school.edu');
+    const chem = await t.call(
+      'PUT',
+      `${rg}/providers/Microsoft.LabServices/labs/chem?${LS}`,
+      {
+        location: 'site-a',
+        properties: {
+          labPlanId: plan,
+          title: 'Chemistry',
+          virtualMachineProfile: { createOption: 'TemplateVM', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 1 } },
+        },
+      },
+      { token: rivera },
+    );
+    expect(chem.status, JSON.stringify(chem.body)).toBe(201);
+    await waitForOperation(t, chem.headers['azure-asyncoperation'] as string);
   }, 120_000);
 
   afterAll(async () => {
@@ -129,6 +147,48 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await page.getByLabel('언어').selectOption('ru');
     await page.getByRole('heading', { name: 'Мои ВМ' }).waitFor();
     expect(await page.evaluate(() => document.documentElement.lang)).toBe('ru');
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  const signInAs = async (locale: string, email: string, password: string) => {
+    const b = await browser(locale);
+    await b.page.goto(t.server.url);
+    await b.page.locator('input[type=email]').fill(email);
+    await b.page.locator('input[type=password]').first().fill(password);
+    await b.page.locator('form button[type=submit]').first().click();
+    return b;
+  };
+
+  it('lets a creator export the template from the lab page and shows the progress and the new image', async () => {
+    const { page, errors } = await signInAs('en-US', 'rivera@school.edu', 'Teacher-Pass-42');
+    await page.getByRole('heading', { name: 'Labs' }).waitFor();
+    await page.getByRole('link', { name: 'Chemistry' }).click();
+    await page.getByRole('heading', { name: 'Chemistry' }).waitFor();
+    await page.getByRole('button', { name: 'Export to gallery' }).click();
+    const dialog = page.getByRole('dialog', { name: 'Export the template to the gallery' });
+    await dialog.waitFor();
+    expect(await dialog.getByLabel('Create a new image').isChecked()).toBe(true);
+    await dialog.getByLabel('Image name').fill('chem-101');
+    await dialog.getByRole('button', { name: 'Export' }).click();
+    await dialog.getByText('Saved as image chem-101, version 1.0.0.').waitFor({ timeout: 30_000 });
+    // The other choice: a new version of the image the lab was exported to.
+    await dialog.getByLabel('Update the existing image').check();
+    await dialog.getByRole('button', { name: 'Export' }).click();
+    await dialog.getByText('Saved as image chem-101, version 1.0.1.').waitFor({ timeout: 30_000 });
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('dialog').count()).toBe(0);
+    expect(errors).toEqual([]);
+  }, 90_000);
+
+  it('renders the export dialog in Korean for a Korean browser', async () => {
+    const { page, errors } = await signInAs('ko-KR', 'rivera@school.edu', 'Teacher-Pass-42');
+    await page.getByRole('heading', { name: '랩' }).waitFor();
+    await page.getByRole('link', { name: 'Chemistry' }).click();
+    await page.getByRole('button', { name: '갤러리로 내보내기' }).click();
+    const dialog = page.getByRole('dialog', { name: '템플릿을 갤러리로 내보내기' });
+    await dialog.waitFor();
+    for (const text of ['새 이미지 만들기', '기존 이미지 업데이트', '이미지 이름', '내보내기', '취소'])
+      expect(await dialog.getByText(text, { exact: true }).count()).toBeGreaterThan(0);
     expect(errors).toEqual([]);
   }, 60_000);
 });

@@ -7,6 +7,7 @@ import { Navigate, NavLink, Route, Routes } from 'react-router';
 import { type Me, session, signOut, whoami } from './api.js';
 import { LANGUAGES, setLanguage } from './i18n.js';
 import { GalleryPage } from './pages/Gallery.js';
+import { LabPage } from './pages/Lab.js';
 import { LabsPage } from './pages/Labs.js';
 import { MyVmsPage } from './pages/MyVms.js';
 import { SignInPage } from './pages/SignIn.js';
@@ -68,6 +69,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
         <Routes>
           <Route path="/my-vms" element={<MyVmsPage />} />
           {staff && <Route path="/labs" element={<LabsPage />} />}
+          {staff && <Route path="/labs/:rg/:lab" element={<LabPage />} />}
           {staff && <Route path="/gallery" element={<GalleryPage />} />}
           <Route path="*" element={<Navigate to={staff ? '/labs' : '/my-vms'} replace />} />
         </Routes>

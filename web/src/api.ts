@@ -114,3 +114,24 @@ export interface Gallery {
 
 export const listGalleries = async (sub: string) =>
   (await call<{ value: Gallery[] }>('GET', `/subscriptions/${sub}/providers/Microsoft.Compute/galleries`, VERSIONS.compute)).body.value;
+
+export const getLab = async (id: string) => (await call<Lab>('GET', id, VERSIONS.labServices)).body;
+export const labVms = async (labId: string) => (await call<{ value: LabVm[] }>('GET', `${labId}/virtualMachines`, VERSIONS.labServices)).body.value;
+
+/** Starts an export of a lab VM to the lab plan's gallery; returns the operation URL and what it will make. */
+export async function saveImage(labPlanId: string, body: { name?: string; labVirtualMachineId: string; updateExisting?: boolean }) {
+  const r = await call<{ imageId: string; version: string }>('POST', `${labPlanId}/saveImage`, VERSIONS.labServices, body);
+  return { ...r.body, operationUrl: r.headers.get('azure-asyncoperation') as string };
+}
+
+/** Polls an operation URL until it ends, reporting its percent. */
+export async function follow(operationUrl: string, onProgress: (percent: number) => void): Promise<Operation> {
+  const u = new URL(operationUrl, location.origin);
+  for (let i = 0; ; i++) {
+    const op = (await call<Operation>('GET', u.pathname, VERSIONS.labforge)).body;
+    onProgress(op.percentComplete ?? 0);
+    if (op.status !== 'InProgress') return op;
+    if (i > 3600) throw new ApiError(504, 'StillRunning', 'The operation is still running; see the operations page.');
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+}

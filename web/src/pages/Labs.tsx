@@ -1,5 +1,6 @@
 import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
+import { Link } from 'react-router';
 import { listLabs, subscription } from '../api.js';
 
 export function LabsPage() {
@@ -24,7 +25,9 @@ export function LabsPage() {
           <tbody>
             {labs.data?.map((l) => (
               <tr key={l.id}>
-                <td>{l.properties.title ?? l.name}</td>
+                <td>
+                  <Link to={`/labs/${l.id.split('/')[4]}/${l.name}`}>{l.properties.title ?? l.name}</Link>
+                </td>
                 <td>{l.properties.state}</td>
                 <td>
                   {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()} {l.properties.virtualMachineProfile.imageReference.exactVersion}

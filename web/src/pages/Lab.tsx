@@ -1,0 +1,183 @@
+// One lab: its template VM (start, stop, export to the gallery with progress
+// and a success message), publishing, and the student VMs.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { Link, useParams } from 'react-router';
+import { ApiError, follow, getLab, type Lab, type LabVm, labVms, runOperation, saveImage, subscription, VERSIONS } from '../api.js';
+import { toast } from '../Toasts.js';
+
+export function LabPage() {
+  const { t } = useTranslation();
+  const { rg, lab: name } = useParams();
+  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
+  const labId = sub.data ? `/subscriptions/${sub.data}/resourceGroups/${rg}/providers/Microsoft.LabServices/labs/${name}` : undefined;
+  const lab = useQuery({ queryKey: ['lab', labId], queryFn: () => getLab(labId as string), enabled: Boolean(labId) });
+  const vms = useQuery({ queryKey: ['lab-vms', labId], queryFn: () => labVms(labId as string), enabled: Boolean(labId), refetchInterval: 5_000 });
+  const queries = useQueryClient();
+  const publish = useMutation({
+    mutationFn: () => runOperation('POST', `${labId}/publish`, VERSIONS.labServices),
+    onSuccess: (op) => {
+      if (op.status === 'Succeeded') toast(t('ops.done', { what: t('lab.publish') }));
+      else toast(t('ops.failed', { what: t('lab.publish'), error: op.error?.message ?? op.status }), 'error');
+      void queries.invalidateQueries({ queryKey: ['lab', labId] });
+      void queries.invalidateQueries({ queryKey: ['lab-vms', labId] });
+    },
+    onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
+  });
+  if (!lab.data) return <p>{lab.isError ? t('errors.generic', { message: (lab.error as Error).message }) : '…'}</p>;
+  const l = lab.data;
+  const template = vms.data?.find((v) => v.properties.vmType === 'Template');
+  const students = vms.data?.filter((v) => v.properties.vmType === 'User') ?? [];
+  return (
+    <section aria-labelledby="lab-title">
+      <p>
+        <Link to="/labs">← {t('lab.back')}</Link>
+      </p>
+      <h1 id="lab-title">{l.properties.title ?? l.name}</h1>
+      <p>
+        {l.properties.state} · {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()}{' '}
+        {l.properties.virtualMachineProfile.imageReference.exactVersion}
+      </p>
+      <h2>{t('lab.template')}</h2>
+      {template ? <TemplateCard lab={l} vm={template} /> : <p className="empty">{t('lab.noTemplate')}</p>}
+      <h2>{t('lab.students')}</h2>
+      <button
+        type="button"
+        disabled={publish.isPending}
+        onClick={() => {
+          if (l.properties.state !== 'Published' || window.confirm(t('lab.republishWarning'))) publish.mutate();
+        }}
+      >
+        {l.properties.state === 'Published' ? t('lab.publishAgain') : t('lab.publish')}
+      </button>
+      {l.properties.state === 'Published' && <p>{t('lab.published', { count: students.length })}</p>}
+      <ul>
+        {students.map((v) => (
+          <li key={v.id}>
+            {v.name} — {t(`vm.states.${v.properties.state}`, { defaultValue: v.properties.state })}
+            {v.properties.claimedByUserId ? ` — ${v.properties.claimedByUserId}` : ''}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}
+
+function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
+  const { t } = useTranslation();
+  const queries = useQueryClient();
+  const [exporting, setExporting] = useState(false);
+  const act = useMutation({
+    mutationFn: (action: 'start' | 'stop') => runOperation('POST', `${vm.id}/${action}`, VERSIONS.labServices),
+    onSuccess: () => void queries.invalidateQueries({ queryKey: ['lab-vms'] }),
+    onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
+  });
+  const state = vm.properties.state;
+  const exp = vm.properties.exportStatus;
+  return (
+    <div className="card">
+      <p data-testid="template-state">{t(`vm.states.${state}`, { defaultValue: state })}</p>
+      {exp?.status === 'InProgress' && (
+        <p role="status">
+          {t('exportDialog.running', { percent: exp.percentComplete })} <progress max={100} value={exp.percentComplete} />
+        </p>
+      )}
+      <div className="actions">
+        <button type="button" disabled={act.isPending || state !== 'Stopped'} onClick={() => act.mutate('start')}>
+          {t('vm.start')}
+        </button>
+        <button type="button" disabled={act.isPending || state !== 'Running'} onClick={() => act.mutate('stop')}>
+          {t('vm.stop')}
+        </button>
+        <button type="button" onClick={() => setExporting(true)}>
+          {t('lab.export')}
+        </button>
+      </div>
+      {exporting && <ExportDialog lab={lab} vm={vm} onClose={() => setExporting(false)} />}
+    </div>
+  );
+}
+
+function ExportDialog({ lab, vm, onClose }: { lab: Lab; vm: LabVm; onClose: () => void }) {
+  const { t } = useTranslation();
+  const queries = useQueryClient();
+  const [mode, setMode] = useState<'new' | 'update'>('new');
+  const [name, setName] = useState('');
+  const [percent, setPercent] = useState<number | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const first = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    first.current?.focus();
+    const onKey = (e: KeyboardEvent) => {
+      if (e.key === 'Escape') onClose();
+    };
+    window.addEventListener('keydown', onKey);
+    return () => window.removeEventListener('keydown', onKey);
+  }, [onClose]);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    setError(null);
+    try {
+      const r = await saveImage(lab.properties.labPlanId as string, {
+        labVirtualMachineId: vm.id,
+        ...(mode === 'new' ? { name } : { updateExisting: true }),
+      });
+      setPercent(0);
+      const op = await follow(r.operationUrl, setPercent);
+      if (op.status !== 'Succeeded') throw new ApiError(500, op.error?.code ?? 'Failed', op.error?.message ?? op.status);
+      const message = t('exportDialog.done', { image: r.imageId.split('/').pop(), version: r.version });
+      setDone(message);
+      toast(message);
+      void queries.invalidateQueries({ queryKey: ['lab-vms'] });
+    } catch (err) {
+      setPercent(null);
+      setError(err instanceof ApiError ? err.message : String(err));
+    }
+  };
+  return (
+    <div className="backdrop">
+      <div role="dialog" aria-modal="true" aria-labelledby="export-title" className="dialog">
+        <h2 id="export-title">{t('exportDialog.title')}</h2>
+        <p>{t('exportDialog.intro')}</p>
+        <form onSubmit={submit}>
+          <fieldset>
+            <label className="inline">
+              <input ref={first} type="radio" name="mode" checked={mode === 'new'} onChange={() => setMode('new')} /> {t('exportDialog.createNew')}
+            </label>
+            <label className="inline">
+              <input type="radio" name="mode" checked={mode === 'update'} onChange={() => setMode('update')} /> {t('exportDialog.updateExisting')}
+            </label>
+            {mode === 'update' && <p className="help">{t('exportDialog.updateHelp')}</p>}
+          </fieldset>
+          {mode === 'new' && (
+            <label>
+              {t('exportDialog.name')}
+              <input required pattern="[A-Za-z0-9][A-Za-z0-9._\-]{0,78}[A-Za-z0-9]" value={name} onChange={(e) => setName(e.target.value)} />
+            </label>
+          )}
+          {percent !== null && !done && (
+            <p role="status">
+              {t('exportDialog.running', { percent })} <progress max={100} value={percent} />
+            </p>
+          )}
+          {done && <p role="status">{done}</p>}
+          {error && (
+            <p role="alert" className="error">
+              {error}
+            </p>
+          )}
+          <div className="actions">
+            <button type="submit" disabled={percent !== null && !done && !error}>
+              {t('exportDialog.submit')}
+            </button>
+            <button type="button" onClick={onClose}>
+              {t('exportDialog.cancel')}
+            </button>
+          </div>
+        </form>
+      </div>
+    </div>
+  );
+}
