@@ -83,6 +83,17 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
       properties: { role: 'user', password: 'Student-Pass-42' },
     });
     expect(acc.status).toBe(201);
+    // A Generalized image as well, for the lab wizard.
+    await t.call('PUT', `${gallery}/images/linux?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { osType: 'Linux', osState: 'Generalized', identifier: { publisher: 's', offer: 'l', sku: '1' } },
+    });
+    const lv = await t.call('PUT', `${gallery}/images/linux/versions/1.0.0?${COMPUTE}`, {
+      location: 'site-a',
+      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=2' } } } },
+    });
+    await waitForOperation(t, lv.headers['azure-asyncoperation'] as string);
+    await t.call('PATCH', `${plan}/images/linux?${LS}`, { properties: { enabledState: 'Enabled' } });
     // A creator's own lab with a template VM.
     await t.call('PUT', `/providers/Labforge.Core/accounts/rivera@school.edu?${LABFORGE}`, { properties: { role: 'creator', password: 'Teacher-Pass-42' } });
     const rivera = await t.tokenFor('creator', 'rivera@school.edu');
@@ -191,4 +202,30 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
       expect(await dialog.getByText(text, { exact: true }).count()).toBeGreaterThan(0);
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('creates labs with the wizard: credentials for a Generalized image, none asked for a Specialized one', async () => {
+    const { page, errors } = await signInAs('en-US', 'rivera@school.edu', 'Teacher-Pass-42');
+    await page.getByRole('heading', { name: 'Labs' }).waitFor();
+    await page.getByRole('link', { name: 'Create a lab' }).click();
+    await page.getByRole('heading', { name: 'Create a lab' }).waitFor();
+    await page.getByLabel(/^course 1\.0\.0/).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    expect(await page.getByTestId('credentials-help').textContent()).toMatch(/Specialized: its VMs keep the accounts/);
+    expect(await page.getByLabel('Admin password').count()).toBe(0);
+    await page.getByRole('button', { name: 'Back' }).click();
+    await page.getByLabel(/^linux 1\.0\.0/).check();
+    await page.getByRole('button', { name: 'Next' }).click();
+    expect(await page.getByTestId('credentials-help').textContent()).toMatch(/Generalized/);
+    await page.getByLabel('Lab name').fill('bio');
+    await page.getByLabel('Title').fill('Biology');
+    await page.getByLabel('Admin user name').fill('teacher');
+    await page.getByLabel('Admin password').fill('Classroom-2026');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByLabel('Student VMs').fill('2');
+    await page.getByRole('button', { name: 'Create lab' }).click();
+    await page.getByRole('heading', { name: 'Biology' }).waitFor({ timeout: 30_000 });
+    expect(page.url()).toBe(`${t.server.url}/labs/school/bio`);
+    await expect.poll(() => page.getByTestId('template-state').textContent()).toBe('Running');
+    expect(errors).toEqual([]);
+  }, 90_000);
 });

@@ -10,6 +10,7 @@ import { GalleryPage } from './pages/Gallery.js';
 import { LabPage } from './pages/Lab.js';
 import { LabsPage } from './pages/Labs.js';
 import { MyVmsPage } from './pages/MyVms.js';
+import { NewLabPage } from './pages/NewLab.js';
 import { SignInPage } from './pages/SignIn.js';
 import { Toasts } from './Toasts.js';
 
@@ -69,6 +70,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
         <Routes>
           <Route path="/my-vms" element={<MyVmsPage />} />
           {staff && <Route path="/labs" element={<LabsPage />} />}
+          {staff && <Route path="/labs/new" element={<NewLabPage />} />}
           {staff && <Route path="/labs/:rg/:lab" element={<LabPage />} />}
           {staff && <Route path="/gallery" element={<GalleryPage />} />}
           <Route path="*" element={<Navigate to={staff ? '/labs' : '/my-vms'} replace />} />

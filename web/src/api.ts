@@ -135,3 +135,61 @@ export async function follow(operationUrl: string, onProgress: (percent: number)
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
+
+export interface LabPlan {
+  id: string;
+  name: string;
+  location: string;
+  properties: { sharedGalleryId?: string; allowedRegions?: string[] };
+}
+
+export interface PlanImage {
+  id: string;
+  name: string;
+  properties: {
+    enabledState: 'Enabled' | 'Disabled';
+    osType?: string;
+    osState?: string;
+    version?: string;
+    osDiskSizeGB?: number;
+    availableRegions?: string[];
+    builtin?: boolean;
+    hiddenReasons?: string[];
+  };
+}
+
+export const listLabPlans = async (sub: string) =>
+  (await call<{ value: LabPlan[] }>('GET', `/subscriptions/${sub}/providers/Microsoft.LabServices/labPlans`, VERSIONS.labServices)).body.value;
+
+export const planImages = async (planId: string, includeHidden = false) =>
+  (await call<{ value: PlanImage[] }>('GET', `${planId}/images${includeHidden ? '?includeHidden=true' : ''}`, VERSIONS.labServices)).body.value;
+
+export const setImageEnabled = async (imageId: string, enabled: boolean) =>
+  (await call<PlanImage>('PATCH', imageId, VERSIONS.labServices, { properties: { enabledState: enabled ? 'Enabled' : 'Disabled' } })).body;
+
+export const setPlanGallery = async (planId: string, galleryId: string | null) =>
+  (await call<LabPlan>('PATCH', planId, VERSIONS.labServices, { properties: { sharedGalleryId: galleryId } })).body;
+
+/** Creates a lab and follows its operation (the template VM is built and started). */
+export async function createLab(labId: string, body: unknown, onProgress: (percent: number) => void): Promise<Operation> {
+  const r = await call<Lab>('PUT', labId, VERSIONS.labServices, body);
+  const url = r.headers.get('azure-asyncoperation');
+  if (!url) throw new ApiError(500, 'NoOperation', 'The server did not return an operation to follow.');
+  return follow(url, onProgress);
+}
+
+export interface OperationRow {
+  name: string;
+  status: string;
+  percentComplete?: number;
+  startTime?: string;
+  endTime?: string;
+  error?: { code: string; message: string };
+  properties: { kind: string; resourceId: string; statusMessage?: string };
+}
+
+export const listOperations = async (sub: string) =>
+  (await call<{ value: OperationRow[] }>('GET', `/subscriptions/${sub}/providers/Labforge.Core/operations?$top=50`, VERSIONS.labforge)).body.value;
+
+export const listResourceGroups = async (sub: string) =>
+  (await call<{ value: { name: string; location: string }[] }>('GET', `/subscriptions/${sub}/resourcegroups`, '2021-04-01')).body.value;

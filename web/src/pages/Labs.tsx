@@ -10,6 +10,9 @@ export function LabsPage() {
   return (
     <section aria-labelledby="labs">
       <h1 id="labs">{t('labs.title')}</h1>
+      <p>
+        <Link to="/labs/new">{t('newLab.open')}</Link>
+      </p>
       {labs.isError && <p role="alert">{t('errors.generic', { message: (labs.error as Error).message })}</p>}
       {labs.data?.length === 0 && <p className="empty">{t('labs.empty')}</p>}
       {Boolean(labs.data?.length) && (
