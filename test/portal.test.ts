@@ -228,4 +228,25 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await expect.poll(() => page.getByTestId('template-state').textContent()).toBe('Running');
     expect(errors).toEqual([]);
   }, 90_000);
+
+  it('lets an admin sign in with an API token, see why images are offered or not, switch one off, and follow operations', async () => {
+    const { page, errors } = await browser('en-US');
+    await page.goto(t.server.url);
+    await page.getByText('Or sign in with an API token').click();
+    await page.getByLabel('API token').fill(t.adminToken);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByRole('link', { name: 'Lab accounts' }).click();
+    const card = page.getByRole('article', { name: /^p/ });
+    await card.waitFor();
+    expect(await card.locator('strong').textContent()).toBe('dept');
+    expect(await page.getByTestId('reasons-linux').textContent()).toBe('—');
+    const sw = page.getByLabel('Offered to creators: linux');
+    expect(await sw.isChecked()).toBe(true);
+    await sw.uncheck();
+    await expect.poll(() => page.getByTestId('reasons-linux').textContent()).toBe('disabled');
+    await page.getByRole('link', { name: 'Operations' }).click();
+    await page.getByRole('heading', { name: 'Operations' }).waitFor();
+    expect(await page.getByRole('cell', { name: 'labs.lab.publish' }).count()).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+  }, 60_000);
 });

@@ -6,11 +6,13 @@ import { useTranslation } from 'react-i18next';
 import { Navigate, NavLink, Route, Routes } from 'react-router';
 import { type Me, session, signOut, whoami } from './api.js';
 import { LANGUAGES, setLanguage } from './i18n.js';
+import { AccountsPage } from './pages/Accounts.js';
 import { GalleryPage } from './pages/Gallery.js';
 import { LabPage } from './pages/Lab.js';
 import { LabsPage } from './pages/Labs.js';
 import { MyVmsPage } from './pages/MyVms.js';
 import { NewLabPage } from './pages/NewLab.js';
+import { OperationsPage } from './pages/Operations.js';
 import { SignInPage } from './pages/SignIn.js';
 import { Toasts } from './Toasts.js';
 
@@ -43,6 +45,8 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
           <NavLink to="/my-vms">{t('nav.myVms')}</NavLink>
           {staff && <NavLink to="/labs">{t('nav.labs')}</NavLink>}
           {staff && <NavLink to="/gallery">{t('nav.gallery')}</NavLink>}
+          {me.data.role === 'admin' && <NavLink to="/accounts">{t('accounts.title')}</NavLink>}
+          <NavLink to="/operations">{t('nav.operations')}</NavLink>
         </nav>
         <label className="lang">
           {t('app.language')}{' '}
@@ -73,6 +77,8 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
           {staff && <Route path="/labs/new" element={<NewLabPage />} />}
           {staff && <Route path="/labs/:rg/:lab" element={<LabPage />} />}
           {staff && <Route path="/gallery" element={<GalleryPage />} />}
+          {me.data.role === 'admin' && <Route path="/accounts" element={<AccountsPage />} />}
+          <Route path="/operations" element={<OperationsPage />} />
           <Route path="*" element={<Navigate to={staff ? '/labs' : '/my-vms'} replace />} />
         </Routes>
       </main>

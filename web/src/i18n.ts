@@ -95,6 +95,33 @@ const en = {
     shutdownOnDisconnect: 'Stop a VM 15 minutes after its student disconnects',
     shutdownIdle: 'Stop a VM that sits idle for 30 minutes',
   },
+  accounts: {
+    title: 'Lab accounts',
+    empty: 'No lab accounts yet. An admin creates one with `labforge account create`.',
+    gallery: 'Attached gallery',
+    none: 'none',
+    attach: 'Attach',
+    detach: 'Detach',
+    detachHelp: 'Labs already made from its images keep working.',
+    images: 'Images',
+    enabled: 'Offered to creators',
+    hidden: 'Hidden because',
+    reasons: {
+      Disabled: 'disabled',
+      TooLarge: 'OS disk of 128 GB or more',
+      MultipleDisks: 'several disks',
+      NotReplicatedToRegion: 'not replicated to this region',
+      NoVersion: 'no usable version',
+    },
+  },
+  operations: {
+    title: 'Operations',
+    empty: 'No operations yet. Imports, replication, exports and publishing show here with their progress.',
+    kind: 'What',
+    resource: 'Resource',
+    status: 'Status',
+    started: 'Started',
+  },
   labs: {
     title: 'Labs',
     empty: 'No labs yet. Create one from a lab account image.',
@@ -108,7 +135,8 @@ const en = {
   errors: { generic: 'Something went wrong: {{message}}' },
 };
 
-type Messages = typeof en;
+// The admin pages and the operations feed are in English for now (the other languages fall back to it).
+type Messages = Omit<typeof en, 'accounts' | 'operations'> & Partial<Pick<typeof en, 'accounts' | 'operations'>>;
 
 const ko: Messages = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },

@@ -1,0 +1,110 @@
+// Admin: lab accounts — attach or detach the gallery, and choose the images
+// creators may use, seeing why each is or is not offered.
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useState } from 'react';
+import { useTranslation } from 'react-i18next';
+import { type LabPlan, listGalleries, listLabPlans, type PlanImage, planImages, setImageEnabled, setPlanGallery, subscription } from '../api.js';
+import { toast } from '../Toasts.js';
+
+export function AccountsPage() {
+  const { t } = useTranslation();
+  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
+  const plans = useQuery({ queryKey: ['plans', sub.data], queryFn: () => listLabPlans(sub.data as string), enabled: Boolean(sub.data) });
+  return (
+    <section aria-labelledby="accounts">
+      <h1 id="accounts">{t('accounts.title')}</h1>
+      {plans.data?.length === 0 && <p className="empty">{t('accounts.empty')}</p>}
+      {plans.data?.map((p) => (
+        <PlanCard key={p.id} plan={p} sub={sub.data as string} />
+      ))}
+    </section>
+  );
+}
+
+function PlanCard({ plan, sub }: { plan: LabPlan; sub: string }) {
+  const { t } = useTranslation();
+  const queries = useQueryClient();
+  const galleries = useQuery({ queryKey: ['galleries', sub], queryFn: () => listGalleries(sub) });
+  const images = useQuery({ queryKey: ['plan-images-all', plan.id], queryFn: () => planImages(plan.id, true) });
+  const [choice, setChoice] = useState('');
+  const refresh = () => {
+    void queries.invalidateQueries({ queryKey: ['plans'] });
+    void queries.invalidateQueries({ queryKey: ['plan-images-all', plan.id] });
+  };
+  const attach = useMutation({
+    mutationFn: (id: string | null) => setPlanGallery(plan.id, id),
+    onSuccess: refresh,
+    onError: (e) => toast(t('errors.generic', { message: (e as Error).message }), 'error'),
+  });
+  const enable = useMutation({
+    mutationFn: ({ id, on }: { id: string; on: boolean }) => setImageEnabled(id, on),
+    // The switch moves at once; the list is read again when the server has answered.
+    onMutate: ({ id, on }) =>
+      queries.setQueryData<PlanImage[]>(['plan-images-all', plan.id], (old) =>
+        old?.map((i) => (i.id === id ? { ...i, properties: { ...i.properties, enabledState: on ? 'Enabled' : 'Disabled' } } : i)),
+      ),
+    onSuccess: refresh,
+    onError: (e) => toast(t('errors.generic', { message: (e as Error).message }), 'error'),
+  });
+  const current = plan.properties.sharedGalleryId;
+  return (
+    <article className="card" aria-labelledby={`plan-${plan.name}`}>
+      <h2 id={`plan-${plan.name}`}>
+        {plan.name} <small>({plan.location})</small>
+      </h2>
+      <p>
+        {t('accounts.gallery')}: <strong>{current?.split('/').pop() ?? t('accounts.none')}</strong>
+      </p>
+      <div className="actions">
+        <label className="inline">
+          <select aria-label={t('accounts.gallery')} value={choice} onChange={(e) => setChoice(e.target.value)}>
+            <option value="">—</option>
+            {galleries.data?.map((g) => (
+              <option key={g.id} value={g.id}>
+                {g.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="button" disabled={!choice || attach.isPending} onClick={() => attach.mutate(choice)}>
+          {t('accounts.attach')}
+        </button>
+        <button type="button" disabled={!current || attach.isPending} title={t('accounts.detachHelp')} onClick={() => attach.mutate(null)}>
+          {t('accounts.detach')}
+        </button>
+      </div>
+      <h3>{t('accounts.images')}</h3>
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">{t('labs.image')}</th>
+            <th scope="col">{t('accounts.enabled')}</th>
+            <th scope="col">{t('accounts.hidden')}</th>
+          </tr>
+        </thead>
+        <tbody>
+          {images.data?.map((i) => (
+            <tr key={i.id}>
+              <td>
+                {i.name} {i.properties.version} ({i.properties.osState}, {i.properties.osDiskSizeGB ?? '?'} GB)
+              </td>
+              <td>
+                <label className="inline">
+                  <input
+                    type="checkbox"
+                    aria-label={`${t('accounts.enabled')}: ${i.name}`}
+                    checked={i.properties.enabledState === 'Enabled'}
+                    onChange={(e) => enable.mutate({ id: i.id, on: e.target.checked })}
+                  />
+                </label>
+              </td>
+              <td data-testid={`reasons-${i.name}`}>
+                {(i.properties.hiddenReasons ?? []).map((r) => t(`accounts.reasons.${r}`, { defaultValue: r })).join(', ') || '—'}
+              </td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </article>
+  );
+}
