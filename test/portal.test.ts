@@ -12,6 +12,11 @@ import { ensureBuilt } from './helpers/cli.js';
 import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+/** With LABFORGE_SCREENSHOTS=1 the tests refresh the screenshots the README shows. */
+const SHOTS = process.env.LABFORGE_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'screenshots') : undefined;
+const shot = async (page: { screenshot(o: { path: string }): Promise<unknown> }, name: string) => {
+  if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`) });
+};
 const LS = 'api-version=2022-08-01';
 
 describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
@@ -24,6 +29,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
       executablePath: CHROMIUM,
       headless: true,
       locale,
+      viewport: { width: 1280, height: 800 },
       args: [
         '--no-sandbox',
         '--disable-gpu',
@@ -123,6 +129,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
   it('lets a student sign in, see only their VM and start it; keeps the session out of the URL', async () => {
     const { page, errors } = await browser('en-US');
     await page.goto(t.server.url);
+    await shot(page, 'sign-in');
     await page.getByLabel('Email').fill('kim@school.edu');
     await page.getByLabel('Password').fill('Wrong-Pass-42');
     await page.getByRole('button', { name: 'Sign in' }).click();
@@ -141,6 +148,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await expect.poll(() => card.getByTestId('vm-state').textContent(), { timeout: 15_000 }).toBe('Running');
     await expect.poll(() => card.locator('code').textContent()).toMatch(/^ssh -p \d+ user@127\.0\.0\.1$/);
     await page.getByRole('status').getByText('Physics 101: Start finished').waitFor();
+    await shot(page, 'my-vms');
     // A page reload keeps the session (sessionStorage), a deep link works.
     await page.goto(`${t.server.url}/my-vms`);
     await page.getByRole('heading', { name: 'My VMs' }).waitFor();
@@ -155,6 +163,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await page.getByLabel('암호').fill('Student-Pass-42');
     await page.getByRole('button', { name: '로그인' }).click();
     await page.getByRole('heading', { name: '내 VM' }).waitFor();
+    await shot(page, 'my-vms-korean');
     await page.getByLabel('언어').selectOption('ru');
     await page.getByRole('heading', { name: 'Мои ВМ' }).waitFor();
     expect(await page.evaluate(() => document.documentElement.lang)).toBe('ru');
@@ -182,6 +191,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await dialog.getByLabel('Image name').fill('chem-101');
     await dialog.getByRole('button', { name: 'Export' }).click();
     await dialog.getByText('Saved as image chem-101, version 1.0.0.').waitFor({ timeout: 30_000 });
+    await shot(page, 'export-to-gallery');
     // The other choice: a new version of the image the lab was exported to.
     await dialog.getByLabel('Update the existing image').check();
     await dialog.getByRole('button', { name: 'Export' }).click();
@@ -216,6 +226,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await page.getByLabel(/^linux 1\.0\.0/).check();
     await page.getByRole('button', { name: 'Next' }).click();
     expect(await page.getByTestId('credentials-help').textContent()).toMatch(/Generalized/);
+    await shot(page, 'create-lab');
     await page.getByLabel('Lab name').fill('bio');
     await page.getByLabel('Title').fill('Biology');
     await page.getByLabel('Admin user name').fill('teacher');
@@ -244,6 +255,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     expect(await sw.isChecked()).toBe(true);
     await sw.uncheck();
     await expect.poll(() => page.getByTestId('reasons-linux').textContent()).toBe('disabled');
+    await shot(page, 'lab-accounts');
     await page.getByRole('link', { name: 'Operations' }).click();
     await page.getByRole('heading', { name: 'Operations' }).waitFor();
     expect(await page.getByRole('cell', { name: 'labs.lab.publish' }).count()).toBeGreaterThan(0);
