@@ -148,6 +148,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await expect.poll(() => card.getByTestId('vm-state').textContent(), { timeout: 15_000 }).toBe('Running');
     await expect.poll(() => card.locator('code').textContent()).toMatch(/^ssh -p \d+ user@127\.0\.0\.1$/);
     await page.getByRole('status').getByText('Physics 101: Start finished').waitFor();
+    expect(await card.getByTestId('vm-hours').textContent()).toMatch(/^Used 0\.\d of 10 hours$/);
+    await card.getByRole('button', { name: 'Console' }).click();
+    const consoleDialog = page.getByRole('dialog', { name: 'Console of Physics 101' });
+    await consoleDialog.waitFor();
+    await expect.poll(() => consoleDialog.getByRole('status').count()).toBe(0);
+    await page.keyboard.press('Escape');
+    expect(await page.getByRole('dialog').count()).toBe(0);
     await shot(page, 'my-vms');
     // A page reload keeps the session (sessionStorage), a deep link works.
     await page.goto(`${t.server.url}/my-vms`);
@@ -261,4 +268,23 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     expect(await page.getByRole('cell', { name: 'labs.lab.publish' }).count()).toBeGreaterThan(0);
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it("shows a lab's registration code, adds students and changes the number of student VMs", async () => {
+    const { page, errors } = await signInAs('en-US', 'rivera@school.edu', 'Teacher-Pass-42');
+    await page.getByRole('heading', { name: 'Labs' }).waitFor();
+    await page.getByRole('link', { name: 'Chemistry' }).click();
+    await page.getByRole('heading', { name: 'Students' }).waitFor();
+    expect(await page.getByTestId('registration-code').textContent()).toMatch(/^Registration code: [\w-]{8}$/);
+    await page.getByLabel('Student email').fill('ana@school.edu');
+    await page.getByRole('button', { name: 'Add student' }).click();
+    await page.getByText(/^ana@school\.edu — NotRegistered \/ NotSent/).waitFor();
+    await page.getByRole('button', { name: 'Invite' }).click();
+    await page.getByText(/^ana@school\.edu — NotRegistered \/ Sent/).waitFor();
+    await page.getByRole('button', { name: 'Publish' }).click();
+    await page.getByText('Published: 1 student VM', { exact: true }).waitFor({ timeout: 30_000 });
+    await page.getByLabel('Student VMs').fill('3');
+    await page.getByRole('button', { name: 'Apply' }).click();
+    await page.getByText('Published: 3 student VMs').waitFor({ timeout: 30_000 });
+    expect(errors).toEqual([]);
+  }, 90_000);
 });

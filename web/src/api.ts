@@ -193,3 +193,31 @@ export const listOperations = async (sub: string) =>
 
 export const listResourceGroups = async (sub: string) =>
   (await call<{ value: { name: string; location: string }[] }>('GET', `/subscriptions/${sub}/resourcegroups`, '2021-04-01')).body.value;
+
+export interface ConsoleUrls {
+  expiresAt: string;
+  vncUrl: string;
+  serialUrl: string;
+}
+
+/** One-minute WebSocket URLs of a VM's console (a lab VM's id). */
+export const consoleUrls = async (vmId: string) => (await call<ConsoleUrls>('POST', `${vmId}/console`, VERSIONS.labServices)).body;
+
+export interface LabUserRow {
+  id: string;
+  name: string;
+  properties: { email: string; registrationState?: string; invitationState?: string; totalUsage?: string };
+  registrationCode?: string;
+}
+
+export const labUsers = async (labId: string) => (await call<{ value: LabUserRow[] }>('GET', `${labId}/users`, VERSIONS.labServices)).body.value;
+export const addLabUser = async (labId: string, name: string, email: string) =>
+  (await call<LabUserRow>('PUT', `${labId}/users/${encodeURIComponent(name)}`, VERSIONS.labServices, { properties: { email } })).body;
+export const inviteLabUser = async (userId: string) => (await call<LabUserRow>('POST', `${userId}/invite`, VERSIONS.labServices, {})).body;
+
+/** Changes the number of student VMs; a published lab is rescaled by an operation (followed here). */
+export async function setCapacity(labId: string, capacity: number): Promise<void> {
+  const r = await call<Lab>('PATCH', labId, VERSIONS.labServices, { properties: { virtualMachineProfile: { sku: { capacity } } } });
+  const url = r.headers.get('azure-asyncoperation');
+  if (url) await follow(url, () => {});
+}

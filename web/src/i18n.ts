@@ -35,6 +35,7 @@ const en = {
     reset: 'Reset',
     resetConfirm: 'Reset this VM? Everything changed on it since it was created is lost.',
     usage: 'Used {{used}} of {{quota}} hours',
+    hours: 'Hours',
     notRunning: 'Start the VM to connect.',
     states: {
       Stopped: 'Stopped',
@@ -54,7 +55,8 @@ const en = {
     publish: 'Publish',
     publishAgain: 'Publish again',
     republishWarning: 'Publishing again replaces every student VM: what students changed on them is lost. Publish again?',
-    published: 'Published: {{count}} student VMs',
+    published_one: 'Published: {{count}} student VM',
+    published_other: 'Published: {{count}} student VMs',
     students: 'Student VMs',
     export: 'Export to gallery',
   },
@@ -122,6 +124,24 @@ const en = {
     status: 'Status',
     started: 'Started',
   },
+  console: {
+    open: 'Console',
+    title: 'Console of {{name}}',
+    close: 'Close',
+    connecting: 'Connecting…',
+    ended: 'The console closed: {{reason}}',
+  },
+  students: {
+    title: 'Students',
+    add: 'Add student',
+    email: 'Student email',
+    invite: 'Invite',
+    code: 'Registration code: {{code}}',
+    codeHelp: 'Students register with this code and choose a password (or run labforge register).',
+    capacity: 'Student VMs',
+    apply: 'Apply',
+    empty: 'No students yet. Add them by email; a published lab gives each a VM.',
+  },
   labs: {
     title: 'Labs',
     empty: 'No labs yet. Create one from a lab account image.',
@@ -136,7 +156,9 @@ const en = {
 };
 
 // The admin pages and the operations feed are in English for now (the other languages fall back to it).
-type Messages = Omit<typeof en, 'accounts' | 'operations'> & Partial<Pick<typeof en, 'accounts' | 'operations'>>;
+// Plural forms differ by language (Korean and Chinese have one, Russian three): each gives the forms it uses.
+type Messages = Omit<typeof en, 'accounts' | 'operations' | 'lab'> &
+  Partial<Pick<typeof en, 'accounts' | 'operations'>> & { lab: Omit<typeof en.lab, 'published_one'> & Record<string, string> };
 
 const ko: Messages = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },
@@ -162,6 +184,7 @@ const ko: Messages = {
     reset: '초기화',
     resetConfirm: '이 VM을 초기화할까요? 만든 뒤에 바뀐 내용이 모두 사라집니다.',
     usage: '{{quota}}시간 중 {{used}}시간 사용',
+    hours: '사용 시간',
     notRunning: '연결하려면 VM을 시작하세요.',
     states: {
       Stopped: '중지됨',
@@ -181,7 +204,7 @@ const ko: Messages = {
     publish: '게시',
     publishAgain: '다시 게시',
     republishWarning: '다시 게시하면 모든 학생 VM이 교체되어 학생이 바꾼 내용이 사라집니다. 다시 게시할까요?',
-    published: '게시됨: 학생 VM {{count}}개',
+    published_other: '게시됨: 학생 VM {{count}}개',
     students: '학생 VM',
     export: '갤러리로 내보내기',
   },
@@ -222,6 +245,18 @@ const ko: Messages = {
     shutdownOnDisconnect: '학생 연결이 끊긴 뒤 15분이 지나면 VM 중지',
     shutdownIdle: '30분 동안 유휴 상태인 VM 중지',
   },
+  console: { open: '콘솔', title: '{{name}} 콘솔', close: '닫기', connecting: '연결하는 중…', ended: '콘솔이 닫혔습니다: {{reason}}' },
+  students: {
+    title: '학생',
+    add: '학생 추가',
+    email: '학생 이메일',
+    invite: '초대',
+    code: '등록 코드: {{code}}',
+    codeHelp: '학생은 이 코드로 등록하고 암호를 정합니다(또는 labforge register 실행).',
+    capacity: '학생 VM 수',
+    apply: '적용',
+    empty: '아직 학생이 없습니다. 이메일로 추가하세요. 게시된 랩은 학생마다 VM을 하나씩 줍니다.',
+  },
   labs: { title: '랩', empty: '아직 랩이 없습니다. 랩 계정 이미지에서 만드세요.', name: '이름', state: '상태', image: '이미지', seats: '좌석' },
   gallery: { title: '갤러리', empty: '아직 갤러리가 없습니다. 관리자가 만듭니다.', name: '이름', region: '지역' },
   ops: { done: '{{what}} 완료', failed: '{{what}} 실패: {{error}}' },
@@ -252,6 +287,7 @@ const zhTW: Messages = {
     reset: '重設',
     resetConfirm: '要重設這部虛擬機器嗎？建立後所做的變更都會遺失。',
     usage: '已使用 {{used}} / {{quota}} 小時',
+    hours: '時數',
     notRunning: '請先啟動虛擬機器再連線。',
     states: {
       Stopped: '已停止',
@@ -271,7 +307,7 @@ const zhTW: Messages = {
     publish: '發佈',
     publishAgain: '重新發佈',
     republishWarning: '重新發佈會取代所有學生虛擬機器，學生所做的變更都會遺失。要重新發佈嗎？',
-    published: '已發佈：{{count}} 部學生虛擬機器',
+    published_other: '已發佈：{{count}} 部學生虛擬機器',
     students: '學生虛擬機器',
     export: '匯出至資源庫',
   },
@@ -312,6 +348,18 @@ const zhTW: Messages = {
     shutdownOnDisconnect: '學生中斷連線 15 分鐘後停止虛擬機器',
     shutdownIdle: '停止閒置 30 分鐘的虛擬機器',
   },
+  console: { open: '主控台', title: '{{name}} 的主控台', close: '關閉', connecting: '正在連線…', ended: '主控台已關閉：{{reason}}' },
+  students: {
+    title: '學生',
+    add: '新增學生',
+    email: '學生電子郵件',
+    invite: '邀請',
+    code: '註冊碼：{{code}}',
+    codeHelp: '學生使用此註冊碼註冊並設定密碼（或執行 labforge register）。',
+    capacity: '學生虛擬機器數量',
+    apply: '套用',
+    empty: '還沒有學生。請以電子郵件新增；已發佈的實驗室會為每位學生提供一部虛擬機器。',
+  },
   labs: { title: '實驗室', empty: '還沒有實驗室。請從實驗室帳戶的映像建立。', name: '名稱', state: '狀態', image: '映像', seats: '座位' },
   gallery: { title: '資源庫', empty: '還沒有資源庫。由管理員建立。', name: '名稱', region: '區域' },
   ops: { done: '{{what}} 已完成', failed: '{{what}} 失敗：{{error}}' },
@@ -342,6 +390,7 @@ const ru: Messages = {
     reset: 'Сбросить',
     resetConfirm: 'Сбросить эту ВМ? Все изменения с момента её создания будут потеряны.',
     usage: 'Использовано {{used}} из {{quota}} ч',
+    hours: 'Часы',
     notRunning: 'Запустите ВМ, чтобы подключиться.',
     states: {
       Stopped: 'Остановлена',
@@ -361,7 +410,10 @@ const ru: Messages = {
     publish: 'Опубликовать',
     publishAgain: 'Опубликовать снова',
     republishWarning: 'Повторная публикация заменит все ВМ студентов: их изменения будут потеряны. Опубликовать снова?',
-    published: 'Опубликовано: ВМ студентов — {{count}}',
+    published_one: 'Опубликовано: ВМ студентов — {{count}}',
+    published_few: 'Опубликовано: ВМ студентов — {{count}}',
+    published_many: 'Опубликовано: ВМ студентов — {{count}}',
+    published_other: 'Опубликовано: ВМ студентов — {{count}}',
     students: 'ВМ студентов',
     export: 'Экспорт в коллекцию',
   },
@@ -402,6 +454,18 @@ const ru: Messages = {
     template: 'Создать шаблонную ВМ для настройки перед публикацией',
     shutdownOnDisconnect: 'Останавливать ВМ через 15 минут после отключения студента',
     shutdownIdle: 'Останавливать ВМ, простаивающую 30 минут',
+  },
+  console: { open: 'Консоль', title: 'Консоль {{name}}', close: 'Закрыть', connecting: 'Подключение…', ended: 'Консоль закрыта: {{reason}}' },
+  students: {
+    title: 'Студенты',
+    add: 'Добавить студента',
+    email: 'Эл. почта студента',
+    invite: 'Пригласить',
+    code: 'Код регистрации: {{code}}',
+    codeHelp: 'Студенты регистрируются с этим кодом и выбирают пароль (или запускают labforge register).',
+    capacity: 'ВМ студентов',
+    apply: 'Применить',
+    empty: 'Студентов пока нет. Добавьте их по эл. почте; в опубликованной лаборатории каждый получит ВМ.',
   },
   labs: {
     title: 'Лаборатории',

@@ -1,10 +1,26 @@
 // One lab: its template VM (start, stop, export to the gallery with progress
 // and a success message), publishing, and the student VMs.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, useEffect, useRef, useState } from 'react';
+import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams } from 'react-router';
-import { ApiError, follow, getLab, type Lab, type LabVm, labVms, runOperation, saveImage, subscription, VERSIONS } from '../api.js';
+import {
+  ApiError,
+  addLabUser,
+  follow,
+  getLab,
+  inviteLabUser,
+  type Lab,
+  type LabVm,
+  labUsers,
+  labVms,
+  runOperation,
+  saveImage,
+  setCapacity,
+  subscription,
+  VERSIONS,
+} from '../api.js';
+import { ConsoleDialog } from '../Console.js';
 import { toast } from '../Toasts.js';
 
 export function LabPage() {
@@ -41,6 +57,7 @@ export function LabPage() {
       </p>
       <h2>{t('lab.template')}</h2>
       {template ? <TemplateCard lab={l} vm={template} /> : <p className="empty">{t('lab.noTemplate')}</p>}
+      <Students lab={l} />
       <h2>{t('lab.students')}</h2>
       <button
         type="button"
@@ -52,6 +69,7 @@ export function LabPage() {
         {l.properties.state === 'Published' ? t('lab.publishAgain') : t('lab.publish')}
       </button>
       {l.properties.state === 'Published' && <p>{t('lab.published', { count: students.length })}</p>}
+      <Capacity labId={l.id} current={l.properties.virtualMachineProfile.sku.capacity ?? 0} />
       <ul>
         {students.map((v) => (
           <li key={v.id}>
@@ -64,10 +82,97 @@ export function LabPage() {
   );
 }
 
+function Capacity({ labId, current }: { labId: string; current: number }) {
+  const { t } = useTranslation();
+  const queries = useQueryClient();
+  const [n, setN] = useState(current);
+  const apply = useMutation({
+    mutationFn: () => setCapacity(labId, n),
+    onSuccess: () => {
+      void queries.invalidateQueries({ queryKey: ['lab', labId] });
+      void queries.invalidateQueries({ queryKey: ['lab-vms', labId] });
+    },
+    onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
+  });
+  return (
+    <form
+      className="actions"
+      onSubmit={(e) => {
+        e.preventDefault();
+        apply.mutate();
+      }}
+    >
+      <label className="inline">
+        {t('students.capacity')} <input type="number" min={0} max={400} value={n} onChange={(e) => setN(Number(e.target.value))} />
+      </label>
+      <button type="submit" disabled={apply.isPending || n === current}>
+        {t('students.apply')}
+      </button>
+    </form>
+  );
+}
+
+function Students({ lab }: { lab: Lab }) {
+  const { t } = useTranslation();
+  const queries = useQueryClient();
+  const users = useQuery({ queryKey: ['lab-users', lab.id], queryFn: () => labUsers(lab.id) });
+  const [email, setEmail] = useState('');
+  const add = useMutation({
+    mutationFn: () => addLabUser(lab.id, email.split('@')[0]?.replace(/[^\w.-]/g, '-') || 'student', email),
+    onSuccess: () => {
+      setEmail('');
+      void queries.invalidateQueries({ queryKey: ['lab-users', lab.id] });
+      void queries.invalidateQueries({ queryKey: ['lab-vms', lab.id] });
+    },
+    onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
+  });
+  const invite = useMutation({
+    mutationFn: (userId: string) => inviteLabUser(userId),
+    onSuccess: () => void queries.invalidateQueries({ queryKey: ['lab-users', lab.id] }),
+  });
+  const code = lab.properties.securityProfile?.registrationCode;
+  return (
+    <>
+      <h2>{t('students.title')}</h2>
+      {code && (
+        <p>
+          <strong data-testid="registration-code">{t('students.code', { code })}</strong> — {t('students.codeHelp')}
+        </p>
+      )}
+      <form
+        className="actions"
+        onSubmit={(e) => {
+          e.preventDefault();
+          add.mutate();
+        }}
+      >
+        <label className="inline">
+          {t('students.email')} <input type="email" required value={email} onChange={(e) => setEmail(e.target.value)} />
+        </label>
+        <button type="submit" disabled={add.isPending}>
+          {t('students.add')}
+        </button>
+      </form>
+      {users.data?.length === 0 && <p className="empty">{t('students.empty')}</p>}
+      <ul>
+        {users.data?.map((u) => (
+          <li key={u.id}>
+            {u.properties.email} — {u.properties.registrationState} / {u.properties.invitationState}{' '}
+            <button type="button" onClick={() => invite.mutate(u.id)}>
+              {t('students.invite')}
+            </button>
+          </li>
+        ))}
+      </ul>
+    </>
+  );
+}
+
 function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
   const { t } = useTranslation();
   const queries = useQueryClient();
   const [exporting, setExporting] = useState(false);
+  const [console, setConsole] = useState(false);
   const act = useMutation({
     mutationFn: (action: 'start' | 'stop') => runOperation('POST', `${vm.id}/${action}`, VERSIONS.labServices),
     onSuccess: () => void queries.invalidateQueries({ queryKey: ['lab-vms'] }),
@@ -75,6 +180,7 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
   });
   const state = vm.properties.state;
   const exp = vm.properties.exportStatus;
+  const closeConsole = useCallback(() => setConsole(false), []);
   return (
     <div className="card">
       <p data-testid="template-state">{t(`vm.states.${state}`, { defaultValue: state })}</p>
@@ -90,11 +196,15 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
         <button type="button" disabled={act.isPending || state !== 'Running'} onClick={() => act.mutate('stop')}>
           {t('vm.stop')}
         </button>
+        <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>
+          {t('console.open')}
+        </button>
         <button type="button" onClick={() => setExporting(true)}>
           {t('lab.export')}
         </button>
       </div>
       {exporting && <ExportDialog lab={lab} vm={vm} onClose={() => setExporting(false)} />}
+      {console && <ConsoleDialog vmId={vm.id} name={t('lab.template')} onClose={closeConsole} />}
     </div>
   );
 }

@@ -1,8 +1,10 @@
 // "My VMs": each VM a student has, its state, start, stop, reset, hours used,
 // and how to connect.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import { useCallback, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { ApiError, type MyVm, myVms, runOperation, subscription, VERSIONS } from '../api.js';
+import { ApiError, labUsers, type MyVm, myVms, runOperation, subscription, VERSIONS } from '../api.js';
+import { ConsoleDialog } from '../Console.js';
 import { toast } from '../Toasts.js';
 
 const hours = (d: string | undefined) => {
@@ -50,6 +52,10 @@ function VmCard({ vm }: { vm: MyVm }) {
   const state = vm.properties.state;
   const c = vm.properties.connectionProfile;
   const quota = hours(vm.lab.properties.virtualMachineProfile.usageQuota);
+  const me = useQuery({ queryKey: ['lab-users', vm.lab.id], queryFn: () => labUsers(vm.lab.id) });
+  const used = hours(me.data?.[0]?.properties.totalUsage);
+  const [console, setConsole] = useState(false);
+  const closeConsole = useCallback(() => setConsole(false), []);
   return (
     <li className="card" aria-label={`${vm.lab.properties.title ?? vm.lab.name} ${vm.name}`}>
       <h2>{vm.lab.properties.title ?? vm.lab.name}</h2>
@@ -70,8 +76,8 @@ function VmCard({ vm }: { vm: MyVm }) {
         </dd>
         {quota > 0 && (
           <>
-            <dt>{t('vm.usage', { used: '…', quota })}</dt>
-            <dd />
+            <dt>{t('vm.hours')}</dt>
+            <dd data-testid="vm-hours">{t('vm.usage', { used: used.toFixed(1), quota })}</dd>
           </>
         )}
       </dl>
@@ -91,7 +97,11 @@ function VmCard({ vm }: { vm: MyVm }) {
         >
           {t('vm.reset')}
         </button>
+        <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>
+          {t('console.open')}
+        </button>
       </div>
+      {console && <ConsoleDialog vmId={vm.id} name={vm.lab.properties.title ?? vm.lab.name} onClose={closeConsole} />}
     </li>
   );
 }
