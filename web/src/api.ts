@@ -221,3 +221,40 @@ export async function setCapacity(labId: string, capacity: number): Promise<void
   const url = r.headers.get('azure-asyncoperation');
   if (url) await follow(url, () => {});
 }
+
+export interface ImageDef {
+  id: string;
+  name: string;
+  properties: { osType: string; osState: string; hyperVGeneration?: string; description?: string };
+}
+
+export interface Version {
+  id: string;
+  name: string;
+  properties: {
+    provisioningState: string;
+    publishingProfile: { excludeFromLatest?: boolean; targetRegions?: { name: string }[] };
+    storageProfile: { osDiskImage?: { sizeInGB?: number }; dataDiskImages?: unknown[] };
+    replicationStatus?: { aggregatedState: string; summary: { region: string; state: string; progress: number; details?: string }[] };
+  };
+}
+
+export interface UsageRow {
+  region: string;
+  gallery: string | null;
+  image: string | null;
+  version: string | null;
+  storedBytes: number;
+  uniqueBytes: number;
+  monthlyCost: number;
+}
+
+export const listImageDefs = async (galleryId: string) => (await call<{ value: ImageDef[] }>('GET', `${galleryId}/images`, VERSIONS.compute)).body.value;
+export const listVersions = async (imageId: string) =>
+  (await call<{ value: Version[] }>('GET', `${imageId}/versions?$expand=ReplicationStatus`, VERSIONS.compute)).body.value;
+export const setExcludeFromLatest = async (versionId: string, exclude: boolean) =>
+  (await call<Version>('PATCH', versionId, VERSIONS.compute, { properties: { publishingProfile: { excludeFromLatest: exclude } } })).body;
+export const deleteVersion = async (versionId: string) => call('DELETE', versionId, VERSIONS.compute);
+export const usage = async (sub: string) =>
+  (await call<{ versions: UsageRow[]; pricePerGiBMonth: number }>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, VERSIONS.labforge))
+    .body;

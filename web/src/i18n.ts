@@ -142,6 +142,22 @@ const en = {
     apply: 'Apply',
     empty: 'No students yet. Add them by email; a published lab gives each a VM.',
   },
+  galleryPage: {
+    images: 'Image definitions',
+    versions: 'Versions',
+    version: 'Version',
+    regions: 'Regions',
+    size: 'Size',
+    stored: 'Stored / unique',
+    cost: 'Cost per month',
+    latest: 'Used for latest',
+    exclude: 'Use for latest: {{version}}',
+    delete: 'Delete',
+    deleteConfirm: 'Delete version {{version}} of {{image}}? Its chunks are freed at the next garbage collection.',
+    deleted: 'Deleted version {{version}}',
+    noImages: 'This gallery has no image definitions yet.',
+    noVersions: 'No versions yet. Upload a disk or export a lab template.',
+  },
   labs: {
     title: 'Labs',
     empty: 'No labs yet. Create one from a lab account image.',
@@ -157,8 +173,8 @@ const en = {
 
 // The admin pages and the operations feed are in English for now (the other languages fall back to it).
 // Plural forms differ by language (Korean and Chinese have one, Russian three): each gives the forms it uses.
-type Messages = Omit<typeof en, 'accounts' | 'operations' | 'lab'> &
-  Partial<Pick<typeof en, 'accounts' | 'operations'>> & { lab: Omit<typeof en.lab, 'published_one'> & Record<string, string> };
+type Messages = Omit<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'lab'> &
+  Partial<Pick<typeof en, 'accounts' | 'operations' | 'galleryPage'>> & { lab: Omit<typeof en.lab, 'published_one'> & Record<string, string> };
 
 const ko: Messages = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },
