@@ -2,7 +2,9 @@
 // playwright-core) against a running server: a student signs in with email
 // and password, sees only their own VM, starts it; the language follows the
 // browser and can be switched. The compute driver runs nothing here.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium } from 'playwright-core';
@@ -316,4 +318,30 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await shot(page, 'gallery');
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('uploads a disk from the browser into a new image definition, and shows the inspector refusing a hostile one', async () => {
+    const raw = join(profile, 'disk.raw');
+    writeFileSync(raw, randomBytes(3 * 2 ** 20));
+    const hostile = join(profile, 'hostile.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'raw', '-b', '/etc/passwd', hostile, '4M']);
+    const { page, errors } = await browser('en-US');
+    await page.goto(t.server.url);
+    await page.getByText('Or sign in with an API token').click();
+    await page.getByLabel('API token').fill(t.adminToken);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByRole('link', { name: 'Gallery' }).click();
+    await page.getByText('Upload a disk').click();
+    await page.getByLabel('Disk file (VHD, VHDX, qcow2, raw, VMDK)').setInputFiles(raw);
+    await page.getByLabel('New image name').fill('uploaded');
+    await page.getByRole('button', { name: 'Upload and create the version' }).click();
+    await page.getByText('Version 1.0.0 of uploaded is ready.', { exact: true }).first().waitFor({ timeout: 60_000 });
+    await page.getByLabel('Image definition').selectOption('uploaded');
+    await page.getByLabel('Version number').fill('1.0.1');
+    await page.getByLabel('Disk file (VHD, VHDX, qcow2, raw, VMDK)').setInputFiles(hostile);
+    await page.getByRole('button', { name: 'Upload and create the version' }).click();
+    const alert = page.getByRole('alert');
+    await alert.waitFor({ timeout: 60_000 });
+    expect(await alert.textContent()).toMatch(/backing file/i);
+    expect(errors).toEqual([]);
+  }, 120_000);
 });

@@ -158,6 +158,22 @@ const en = {
     noImages: 'This gallery has no image definitions yet.',
     noVersions: 'No versions yet. Upload a disk or export a lab template.',
   },
+  upload: {
+    title: 'Upload a disk',
+    file: 'Disk file (VHD, VHDX, qcow2, raw, VMDK)',
+    gallery: 'Gallery',
+    image: 'Image definition',
+    newImage: 'New image definition…',
+    newName: 'New image name',
+    osType: 'OS type',
+    osState: 'OS state',
+    version: 'Version number',
+    submit: 'Upload and create the version',
+    uploading: 'Uploading: {{percent}}%',
+    importing: 'Checking and importing: {{percent}}%',
+    done: 'Version {{version}} of {{image}} is ready.',
+    resumes: 'An interrupted upload resumes when you choose the same file again.',
+  },
   labs: {
     title: 'Labs',
     empty: 'No labs yet. Create one from a lab account image.',
@@ -173,8 +189,8 @@ const en = {
 
 // The admin pages and the operations feed are in English for now (the other languages fall back to it).
 // Plural forms differ by language (Korean and Chinese have one, Russian three): each gives the forms it uses.
-type Messages = Omit<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'lab'> &
-  Partial<Pick<typeof en, 'accounts' | 'operations' | 'galleryPage'>> & { lab: Omit<typeof en.lab, 'published_one'> & Record<string, string> };
+type Messages = Omit<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload' | 'lab'> &
+  Partial<Pick<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload'>> & { lab: Omit<typeof en.lab, 'published_one'> & Record<string, string> };
 
 const ko: Messages = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },

@@ -19,6 +19,7 @@ import {
   whoami,
 } from '../api.js';
 import { toast } from '../Toasts.js';
+import { UploadForm } from '../Upload.js';
 
 const mib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
 
@@ -49,6 +50,7 @@ function GalleryCard({ gallery, usage: rows }: { gallery: Gallery; usage: UsageR
         {gallery.name} <small>({gallery.location})</small>
       </h2>
       {images.data?.length === 0 && <p className="empty">{t('galleryPage.noImages')}</p>}
+      <UploadForm gallery={gallery} images={images.data ?? []} />
       {images.data?.map((i) => (
         <ImageVersions key={i.id} gallery={gallery} image={i} usage={rows} />
       ))}
