@@ -314,7 +314,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await latest.waitFor();
     expect(await latest.isChecked()).toBe(true);
     await latest.click();
-    await expect.poll(() => latest.isChecked()).toBe(false);
+    await expect.poll(() => latest.isChecked(), { timeout: 15_000 }).toBe(false);
+    await page
+      .getByRole('status')
+      .getByText(/./)
+      .first()
+      .waitFor({ state: 'detached', timeout: 15_000 })
+      .catch(() => undefined);
     await shot(page, 'gallery');
     expect(errors).toEqual([]);
   }, 60_000);
@@ -344,4 +350,25 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     expect(await alert.textContent()).toMatch(/backing file/i);
     expect(errors).toEqual([]);
   }, 120_000);
+
+  it('lets an admin create an account (the invitation is shown once) and revoke an API token', async () => {
+    const doomed = await t.tokenFor('creator', 'old-script');
+    const { page, errors } = await browser('en-US');
+    await page.goto(t.server.url);
+    await page.getByText('Or sign in with an API token').click();
+    await page.getByLabel('API token').fill(t.adminToken);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    await page.getByRole('link', { name: 'People and tokens' }).click();
+    await page.getByLabel('Email').fill('okafor@school.edu');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    const inv = page.locator('.invitation');
+    await inv.waitFor();
+    expect(await inv.textContent()).toMatch(/^Invitation for okafor@school\.edu \(shown once, valid 14 days\): [\w-]{32}$/);
+    await page.getByRole('cell', { name: 'okafor@school.edu' }).waitFor();
+    const row = page.getByRole('row', { name: /old-script/ });
+    await row.getByRole('button', { name: 'Revoke' }).click();
+    await row.getByRole('cell', { name: 'Revoked' }).waitFor();
+    expect((await t.call('GET', '/providers/Labforge.Core/whoami', undefined, { token: doomed })).status).toBe(401);
+    expect(errors).toEqual([]);
+  }, 60_000);
 });

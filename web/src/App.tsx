@@ -13,6 +13,7 @@ import { LabsPage } from './pages/Labs.js';
 import { MyVmsPage } from './pages/MyVms.js';
 import { NewLabPage } from './pages/NewLab.js';
 import { OperationsPage } from './pages/Operations.js';
+import { PeoplePage } from './pages/People.js';
 import { SignInPage } from './pages/SignIn.js';
 import { Toasts } from './Toasts.js';
 
@@ -46,6 +47,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
           {staff && <NavLink to="/labs">{t('nav.labs')}</NavLink>}
           {staff && <NavLink to="/gallery">{t('nav.gallery')}</NavLink>}
           {me.data.role === 'admin' && <NavLink to="/accounts">{t('accounts.title')}</NavLink>}
+          {me.data.role === 'admin' && <NavLink to="/people">{t('people.title')}</NavLink>}
           <NavLink to="/operations">{t('nav.operations')}</NavLink>
         </nav>
         <label className="lang">
@@ -78,6 +80,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
           {staff && <Route path="/labs/:rg/:lab" element={<LabPage />} />}
           {staff && <Route path="/gallery" element={<GalleryPage />} />}
           {me.data.role === 'admin' && <Route path="/accounts" element={<AccountsPage />} />}
+          {me.data.role === 'admin' && <Route path="/people" element={<PeoplePage />} />}
           <Route path="/operations" element={<OperationsPage />} />
           <Route path="*" element={<Navigate to={staff ? '/labs' : '/my-vms'} replace />} />
         </Routes>

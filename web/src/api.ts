@@ -258,3 +258,26 @@ export const deleteVersion = async (versionId: string) => call('DELETE', version
 export const usage = async (sub: string) =>
   (await call<{ versions: UsageRow[]; pricePerGiBMonth: number }>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, VERSIONS.labforge))
     .body;
+
+export interface PersonRow {
+  name: string;
+  properties: { email: string; role: string; state: string; lastSignInAt?: string; displayName?: string };
+}
+export interface TokenRow {
+  id: string;
+  name: string;
+  properties: { displayName: string; subject: string; role: string; state: string; lastUsedAt?: string | null };
+}
+
+export const listPeople = async () => (await call<{ value: PersonRow[] }>('GET', '/providers/Labforge.Core/accounts', VERSIONS.labforge)).body.value;
+export const createPerson = async (email: string, role: string) =>
+  (
+    await call<PersonRow & { invitation?: { token: string; expiresAt: string } }>(
+      'PUT',
+      `/providers/Labforge.Core/accounts/${encodeURIComponent(email)}`,
+      VERSIONS.labforge,
+      { properties: { role } },
+    )
+  ).body;
+export const listTokens = async () => (await call<{ value: TokenRow[] }>('GET', '/providers/Labforge.Core/tokens', VERSIONS.labforge)).body.value;
+export const revokeToken = async (id: string) => call('DELETE', `/providers/Labforge.Core/tokens/${id}`, VERSIONS.labforge);

@@ -174,6 +174,21 @@ const en = {
     done: 'Version {{version}} of {{image}} is ready.',
     resumes: 'An interrupted upload resumes when you choose the same file again.',
   },
+  people: {
+    title: 'People and tokens',
+    accounts: 'Accounts',
+    email: 'Email',
+    role: 'Role',
+    state: 'State',
+    lastSignIn: 'Last sign-in',
+    create: 'Create account',
+    invitation: 'Invitation for {{email}} (shown once, valid 14 days): {{token}}',
+    tokens: 'API tokens',
+    name: 'Name',
+    subject: 'Subject',
+    revoke: 'Revoke',
+    revoked: 'Token {{name}} is revoked.',
+  },
   labs: {
     title: 'Labs',
     empty: 'No labs yet. Create one from a lab account image.',
@@ -189,8 +204,10 @@ const en = {
 
 // The admin pages and the operations feed are in English for now (the other languages fall back to it).
 // Plural forms differ by language (Korean and Chinese have one, Russian three): each gives the forms it uses.
-type Messages = Omit<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload' | 'lab'> &
-  Partial<Pick<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload'>> & { lab: Omit<typeof en.lab, 'published_one'> & Record<string, string> };
+type Messages = Omit<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload' | 'people' | 'lab'> &
+  Partial<Pick<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload' | 'people'>> & {
+    lab: Omit<typeof en.lab, 'published_one'> & Record<string, string>;
+  };
 
 const ko: Messages = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },

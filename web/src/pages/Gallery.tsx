@@ -16,6 +16,7 @@ import {
   subscription,
   type UsageRow,
   usage,
+  type Version,
   whoami,
 } from '../api.js';
 import { toast } from '../Toasts.js';
@@ -72,6 +73,13 @@ function ImageVersions({ gallery, image, usage: rows }: { gallery: Gallery; imag
   const refresh = () => void queries.invalidateQueries({ queryKey: ['versions', image.id] });
   const exclude = useMutation({
     mutationFn: ({ id, value }: { id: string; value: boolean }) => setExcludeFromLatest(id, value),
+    // The switch moves at once; the list is read again when the server has answered.
+    onMutate: ({ id, value }) =>
+      queries.setQueryData<Version[]>(['versions', image.id], (old) =>
+        old?.map((v) =>
+          v.id === id ? { ...v, properties: { ...v.properties, publishingProfile: { ...v.properties.publishingProfile, excludeFromLatest: value } } } : v,
+        ),
+      ),
     onSuccess: refresh,
     onError: (e) => toast(t('errors.generic', { message: (e as Error).message }), 'error'),
   });
