@@ -127,6 +127,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
       .getByText(/LABFORGE-GUEST hostname=physics-template/)
       .waitFor({ timeout: 150_000 });
     await rivera.getByRole('button', { name: 'Close' }).click();
+    // The screen: noVNC connects through the API's VNC WebSocket and draws the VM's display.
+    await rivera.getByRole('button', { name: 'Screen' }).click();
+    const screen = rivera.getByRole('dialog', { name: 'Screen of Template VM' });
+    await screen.getByTestId('screen').locator('canvas').waitFor({ timeout: 30_000 });
+    await expect.poll(() => screen.getByRole('status').count(), { timeout: 30_000 }).toBe(0);
+    await screen.getByRole('button', { name: 'Close' }).click();
 
     // Export to the gallery: progress, then the success message.
     await rivera.getByRole('button', { name: 'Export to gallery' }).click();

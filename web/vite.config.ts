@@ -6,5 +6,6 @@ export default defineConfig({
   root: import.meta.dirname,
   base: '/',
   plugins: [react()],
-  build: { outDir: '../dist/web', emptyOutDir: true, sourcemap: true },
+  // noVNC uses top-level await.
+  build: { outDir: '../dist/web', emptyOutDir: true, sourcemap: true, target: 'es2022' },
 });

@@ -1,7 +1,7 @@
 // One lab: its template VM (start, stop, export to the gallery with progress
 // and a success message), publishing, and the student VMs.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, useCallback, useEffect, useRef, useState } from 'react';
+import { type FormEvent, lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams } from 'react-router';
 import {
@@ -22,6 +22,9 @@ import {
 } from '../api.js';
 import { ConsoleDialog } from '../Console.js';
 import { toast } from '../Toasts.js';
+
+// The screen (noVNC) is loaded when first opened: it is most of the portal's code.
+const ScreenDialog = lazy(() => import('../Screen.js').then((m) => ({ default: m.ScreenDialog })));
 
 export function LabPage() {
   const { t } = useTranslation();
@@ -181,6 +184,8 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
   const state = vm.properties.state;
   const exp = vm.properties.exportStatus;
   const closeConsole = useCallback(() => setConsole(false), []);
+  const [screen, setScreen] = useState(false);
+  const closeScreen = useCallback(() => setScreen(false), []);
   return (
     <div className="card">
       <p data-testid="template-state">{t(`vm.states.${state}`, { defaultValue: state })}</p>
@@ -199,12 +204,20 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
         <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>
           {t('console.open')}
         </button>
+        <button type="button" disabled={state !== 'Running'} onClick={() => setScreen(true)}>
+          {t('console.screen')}
+        </button>
         <button type="button" onClick={() => setExporting(true)}>
           {t('lab.export')}
         </button>
       </div>
       {exporting && <ExportDialog lab={lab} vm={vm} onClose={() => setExporting(false)} />}
       {console && <ConsoleDialog vmId={vm.id} name={t('lab.template')} onClose={closeConsole} />}
+      {screen && (
+        <Suspense fallback={null}>
+          <ScreenDialog vmId={vm.id} name={t('lab.template')} onClose={closeScreen} />
+        </Suspense>
+      )}
     </div>
   );
 }

@@ -1,11 +1,14 @@
 // "My VMs": each VM a student has, its state, start, stop, reset, hours used,
 // and how to connect.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { useCallback, useState } from 'react';
+import { lazy, Suspense, useCallback, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { ApiError, labUsers, type MyVm, myVms, runOperation, subscription, VERSIONS } from '../api.js';
 import { ConsoleDialog } from '../Console.js';
 import { toast } from '../Toasts.js';
+
+// The screen (noVNC) is loaded when first opened: it is most of the portal's code.
+const ScreenDialog = lazy(() => import('../Screen.js').then((m) => ({ default: m.ScreenDialog })));
 
 const hours = (d: string | undefined) => {
   const m = /^PT(?:(\d+)H)?(?:(\d+)M)?/.exec(d ?? '');
@@ -56,6 +59,8 @@ function VmCard({ vm }: { vm: MyVm }) {
   const used = hours(me.data?.[0]?.properties.totalUsage);
   const [console, setConsole] = useState(false);
   const closeConsole = useCallback(() => setConsole(false), []);
+  const [screen, setScreen] = useState(false);
+  const closeScreen = useCallback(() => setScreen(false), []);
   return (
     <li className="card" aria-label={`${vm.lab.properties.title ?? vm.lab.name} ${vm.name}`}>
       <h2>{vm.lab.properties.title ?? vm.lab.name}</h2>
@@ -100,8 +105,16 @@ function VmCard({ vm }: { vm: MyVm }) {
         <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>
           {t('console.open')}
         </button>
+        <button type="button" disabled={state !== 'Running'} onClick={() => setScreen(true)}>
+          {t('console.screen')}
+        </button>
       </div>
       {console && <ConsoleDialog vmId={vm.id} name={vm.lab.properties.title ?? vm.lab.name} onClose={closeConsole} />}
+      {screen && (
+        <Suspense fallback={null}>
+          <ScreenDialog vmId={vm.id} name={vm.lab.properties.title ?? vm.lab.name} onClose={closeScreen} />
+        </Suspense>
+      )}
     </li>
   );
 }
