@@ -299,7 +299,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await page.getByRole('button', { name: 'Use token' }).click();
     await page.getByRole('link', { name: 'Gallery' }).click();
     await page.getByText('course — Linux, Specialized').click();
-    const row = page.getByRole('row', { name: /^1\.0\.0/ }).first();
+    const row = page.locator('details', { hasText: 'course — Linux, Specialized' }).getByRole('row', { name: /^1\.0\.0/ });
     await row.waitFor();
     expect(await row.textContent()).toMatch(/site-a: Completed/);
     expect(await row.textContent()).toMatch(/1 GB/);
@@ -310,7 +310,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
       .getByText(/still used by virtual machine/)
       .waitFor();
     await page.getByText('linux — Linux, Generalized').click();
-    const latest = page.getByLabel('Use for latest: 1.0.0').last();
+    const latest = page.locator('details', { hasText: 'linux — Linux, Generalized' }).getByLabel('Use for latest: 1.0.0');
     await latest.waitFor();
     expect(await latest.isChecked()).toBe(true);
     await latest.click();
