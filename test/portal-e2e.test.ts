@@ -116,7 +116,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await rivera.getByLabel('Admin user name').fill('teacher');
     await rivera.getByLabel('Admin password').fill('Classroom-2026');
     await rivera.getByRole('button', { name: 'Next' }).click();
-    await rivera.getByLabel('Student VMs').fill('1');
+    await rivera.getByLabel('Student VMs', { exact: true }).fill('1');
     await rivera.getByRole('button', { name: 'Create lab' }).click();
     await rivera.getByRole('heading', { name: 'Physics' }).waitFor({ timeout: 120_000 });
     await expect.poll(() => rivera.getByTestId('template-state').textContent(), { timeout: 30_000 }).toBe('Running');
@@ -151,7 +151,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     expect(await okafor.getByLabel('Admin password').count()).toBe(0);
     await okafor.getByLabel('Lab name').fill('physics-b');
     await okafor.getByRole('button', { name: 'Next' }).click();
-    await okafor.getByLabel('Student VMs').fill('0');
+    await okafor.getByLabel('Student VMs', { exact: true }).fill('0');
     await okafor.getByRole('button', { name: 'Create lab' }).click();
     await okafor.getByRole('heading', { name: 'physics-b' }).waitFor({ timeout: 120_000 });
 

@@ -242,9 +242,19 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await page.getByLabel('Admin user name').fill('teacher');
     await page.getByLabel('Admin password').fill('Classroom-2026');
     await page.getByRole('button', { name: 'Next' }).click();
-    await page.getByLabel('Student VMs').fill('2');
+    await page.getByLabel('Student VMs', { exact: true }).fill('2');
+    await page.getByLabel(/Class schedule/).check();
+    await page.getByLabel('Thursday').uncheck();
+    await page.getByLabel('Friday').check();
+    await page.getByLabel('From').fill('10:00');
+    await page.getByLabel('To', { exact: true }).fill('11:30');
     await page.getByRole('button', { name: 'Create lab' }).click();
     await page.getByRole('heading', { name: 'Biology' }).waitFor({ timeout: 30_000 });
+    const schedules = (await t.call('GET', `/subscriptions/${t.sub}/resourceGroups/school/providers/Microsoft.LabServices/labs/bio/schedules?${LS}`)).body
+      .value;
+    expect(schedules).toHaveLength(1);
+    expect(schedules[0].properties.recurrencePattern).toMatchObject({ frequency: 'Weekly', weekDays: ['Tuesday', 'Friday'], interval: 1 });
+    expect(Date.parse(schedules[0].properties.stopAt) - Date.parse(schedules[0].properties.startAt)).toBe(90 * 60_000);
     expect(page.url()).toBe(`${t.server.url}/labs/school/bio`);
     await expect.poll(() => page.getByTestId('template-state').textContent()).toBe('Running');
     expect(errors).toEqual([]);

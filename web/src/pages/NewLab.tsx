@@ -6,10 +6,14 @@ import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useNavigate } from 'react-router';
-import { ApiError, createLab, listLabPlans, listResourceGroups, type PlanImage, planImages, subscription } from '../api.js';
+import { ApiError, call, createLab, listLabPlans, listResourceGroups, type PlanImage, planImages, subscription, VERSIONS } from '../api.js';
+
+const WEEK = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
 export function NewLabPage() {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
+  // 2023-01-01 was a Sunday: day i of that week, named in the page's language.
+  const dayName = (i: number) => new Intl.DateTimeFormat(i18n.language, { weekday: 'long' }).format(new Date(2023, 0, 1 + i));
   const navigate = useNavigate();
   const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
   const plans = useQuery({ queryKey: ['plans', sub.data], queryFn: () => listLabPlans(sub.data as string), enabled: Boolean(sub.data) });
@@ -29,7 +33,12 @@ export function NewLabPage() {
     template: true,
     disconnect: true,
     idle: false,
+    schedule: false,
+    from: '08:00',
+    to: '09:30',
+    until: new Date(Date.now() + 90 * 86400_000).toISOString().slice(0, 10),
   });
+  const [days, setDays] = useState<string[]>(['Tuesday', 'Thursday']);
   const [percent, setPercent] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const plan = planId || plans.data?.[0]?.id || '';
@@ -73,6 +82,23 @@ export function NewLabPage() {
         setPercent,
       );
       if (op.status !== 'Succeeded') throw new ApiError(500, op.error?.code ?? 'Failed', op.error?.message ?? op.status);
+      if (form.schedule && days.length) {
+        // Today's date at the class times, in this browser's time zone; the server repeats it on the chosen days.
+        const at = (hhmm: string) => {
+          const [h, m] = hhmm.split(':').map(Number);
+          const d = new Date();
+          d.setHours(h ?? 0, m ?? 0, 0, 0);
+          return d.toISOString();
+        };
+        await call('PUT', `${labId}/schedules/class`, VERSIONS.labServices, {
+          properties: {
+            startAt: at(form.from),
+            stopAt: at(form.to),
+            timeZoneId: Intl.DateTimeFormat().resolvedOptions().timeZone,
+            recurrencePattern: { frequency: 'Weekly', weekDays: days, interval: 1, expirationDate: new Date(`${form.until}T23:59:59`).toISOString() },
+          },
+        });
+      }
       navigate(`/labs/${group}/${form.name}`);
     } catch (err) {
       setPercent(null);
@@ -167,6 +193,33 @@ export function NewLabPage() {
             <label className="inline">
               <input type="checkbox" checked={form.idle} onChange={set('idle')} /> {t('newLab.shutdownIdle')}
             </label>
+            <label className="inline">
+              <input type="checkbox" checked={form.schedule} onChange={set('schedule')} /> {t('newLab.schedule')}
+            </label>
+            {form.schedule && (
+              <fieldset>
+                <legend>{t('newLab.days')}</legend>
+                {WEEK.map((d, i) => (
+                  <label key={d} className="inline">
+                    <input
+                      type="checkbox"
+                      checked={days.includes(d)}
+                      onChange={(e) => setDays((xs) => (e.target.checked ? [...xs, d] : xs.filter((x) => x !== d)))}
+                    />
+                    {dayName(i)}
+                  </label>
+                ))}
+                <label className="inline">
+                  {t('newLab.from')} <input type="time" value={form.from} onChange={set('from')} />
+                </label>
+                <label className="inline">
+                  {t('newLab.to')} <input type="time" value={form.to} onChange={set('to')} />
+                </label>
+                <label className="inline">
+                  {t('newLab.until')} <input type="date" value={form.until} onChange={set('until')} />
+                </label>
+              </fieldset>
+            )}
           </>
         )}
         {percent !== null && (
