@@ -14,12 +14,14 @@ import { promisify } from 'node:util';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt } from './helpers/cli.js';
+import { saveShot } from './helpers/screenshots.js';
 import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');
 const CHROMIUM = '/usr/bin/chromium';
 const LS = 'api-version=2022-08-01';
+const shot = (page: Page, name: string) => saveShot(page, 'portal-e2e', name);
 
 describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
   let t: TestServer;
@@ -105,6 +107,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await expect.poll(() => card.locator('strong').textContent()).toBe('dept');
     await admin.getByLabel('Offered to creators: linux-course').check();
     await expect.poll(() => admin.getByTestId('reasons-linux-course').textContent()).toBe('—');
+    await shot(admin, '1-admin-image-enabled');
 
     // Creator: a lab from the wizard, with credentials for the Generalized image.
     const rivera = await signIn('rivera@school.edu', 'Teacher-Pass-42');
@@ -126,6 +129,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
       .getByTestId('serial')
       .getByText(/LABFORGE-GUEST hostname=physics-template/)
       .waitFor({ timeout: 150_000 });
+    await shot(rivera, '2-template-console');
     await rivera.getByRole('button', { name: 'Close' }).click();
     // The screen: noVNC connects through the API's VNC WebSocket and draws the VM's display.
     await rivera.getByRole('button', { name: 'Screen' }).click();
@@ -140,6 +144,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await dialog.getByLabel('Image name').fill('physics-101');
     await dialog.getByRole('button', { name: 'Export' }).click();
     await dialog.getByText('Saved as image physics-101, version 1.0.0.').waitFor({ timeout: 120_000 });
+    await shot(rivera, '3-exported');
     await rivera.keyboard.press('Escape');
 
     // Another creator: a lab from the exported (Specialized) image, no credentials asked.
@@ -149,6 +154,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await okafor.getByRole('button', { name: 'Next' }).click();
     expect(await okafor.getByTestId('credentials-help').textContent()).toMatch(/Specialized/);
     expect(await okafor.getByLabel('Admin password').count()).toBe(0);
+    await shot(okafor, '4-no-credentials-for-specialized');
     await okafor.getByLabel('Lab name').fill('physics-b');
     await okafor.getByRole('button', { name: 'Next' }).click();
     await okafor.getByLabel('Student VMs', { exact: true }).fill('0');
@@ -160,6 +166,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await dialog.getByLabel('Update the existing image').check();
     await dialog.getByRole('button', { name: 'Export' }).click();
     await dialog.getByText('Saved as image physics-101, version 1.0.1.').waitFor({ timeout: 120_000 });
+    await shot(rivera, '5-updated-existing');
     await rivera.keyboard.press('Escape');
 
     // Publish with a student, who signs in and starts their own VM.
@@ -175,5 +182,12 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await vm.getByRole('button', { name: 'Start' }).click();
     await expect.poll(() => vm.getByTestId('vm-state').textContent(), { timeout: 60_000 }).toBe('Running');
     await expect.poll(() => vm.locator('code').textContent()).toMatch(/^ssh -p \d+ teacher@127\.0\.0\.1$/);
+    // Their console shows their VM's own identity.
+    await vm.getByRole('button', { name: 'Console' }).click();
+    await kim
+      .getByTestId('serial')
+      .getByText(/LABFORGE-GUEST hostname=physics-0 /)
+      .waitFor({ timeout: 150_000 });
+    await shot(kim, '6-student-console');
   }, 600_000);
 });

@@ -7,18 +7,16 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type BrowserContext, chromium } from 'playwright-core';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import './helpers/fake-compute.js';
 import { ensureBuilt } from './helpers/cli.js';
+import { saveShot } from './helpers/screenshots.js';
 import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-/** With LABFORGE_SCREENSHOTS=1 the tests refresh the screenshots the README shows. */
-const SHOTS = process.env.LABFORGE_SCREENSHOTS === '1' ? join(import.meta.dirname, '..', 'docs', 'screenshots') : undefined;
-const shot = async (page: { screenshot(o: { path: string }): Promise<unknown> }, name: string) => {
-  if (SHOTS) await page.screenshot({ path: join(SHOTS, `${name}.png`) });
-};
+/** Key steps are saved as test artifacts; with LABFORGE_SCREENSHOTS=1 they also refresh the screenshots the README shows. */
+const shot = (page: Page, name: string) => saveShot(page, 'portal', name, process.env.LABFORGE_SCREENSHOTS === '1');
 const LS = 'api-version=2022-08-01';
 
 describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
