@@ -196,6 +196,13 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     const dialog = page.getByRole('dialog', { name: 'Export the template to the gallery' });
     await dialog.waitFor();
     expect(await dialog.getByLabel('Create a new image').isChecked()).toBe(true);
+    // The keyboard stays in the dialog: Tab cycles through its controls.
+    for (let i = 0; i < 8; i++) {
+      await page.keyboard.press('Tab');
+      expect(await page.evaluate(() => Boolean(document.activeElement?.closest('[role=dialog]')))).toBe(true);
+    }
+    await page.keyboard.press('Shift+Tab');
+    expect(await page.evaluate(() => Boolean(document.activeElement?.closest('[role=dialog]')))).toBe(true);
     await dialog.getByLabel('Image name').fill('chem-101');
     await dialog.getByRole('button', { name: 'Export' }).click();
     await dialog.getByText('Saved as image chem-101, version 1.0.0.').waitFor({ timeout: 30_000 });

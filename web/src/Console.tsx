@@ -4,6 +4,7 @@
 import { useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { consoleUrls } from './api.js';
+import { useDialogFocus } from './dialog.js';
 
 export function ConsoleDialog({ vmId, name, onClose }: { vmId: string; name: string; onClose: () => void }) {
   const { t } = useTranslation();
@@ -29,19 +30,16 @@ export function ConsoleDialog({ vmId, name, onClose }: { vmId: string; name: str
         ws.onclose = (e) => setStatus(t('console.ended', { reason: e.reason || e.code }));
       })
       .catch((err: Error) => setStatus(err.message));
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') onClose();
-    };
-    window.addEventListener('keydown', onKey);
     return () => {
       gone = true;
       ws?.close();
-      window.removeEventListener('keydown', onKey);
     };
-  }, [vmId, onClose, t]);
+  }, [vmId, t]);
+  const box = useRef<HTMLDivElement>(null);
+  useDialogFocus(box, onClose);
   return (
     <div className="backdrop">
-      <div role="dialog" aria-modal="true" aria-labelledby="console-title" className="dialog wide">
+      <div ref={box} role="dialog" aria-modal="true" aria-labelledby="console-title" className="dialog wide">
         <h2 id="console-title">{t('console.title', { name })}</h2>
         {status && <p role="status">{status}</p>}
         <pre ref={out} className="serial" data-testid="serial" role="log">

@@ -21,6 +21,7 @@ import {
   VERSIONS,
 } from '../api.js';
 import { ConsoleDialog } from '../Console.js';
+import { useDialogFocus } from '../dialog.js';
 import { toast } from '../Toasts.js';
 
 // The screen (noVNC) is loaded when first opened: it is most of the portal's code.
@@ -231,14 +232,11 @@ function ExportDialog({ lab, vm, onClose }: { lab: Lab; vm: LabVm; onClose: () =
   const [done, setDone] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const first = useRef<HTMLInputElement>(null);
+  const box = useRef<HTMLDivElement>(null);
+  useDialogFocus(box, onClose);
   useEffect(() => {
     first.current?.focus();
-    const onKey = (e: KeyboardEvent) => {
-      if (e.key === 'Escape') onClose();
-    };
-    window.addEventListener('keydown', onKey);
-    return () => window.removeEventListener('keydown', onKey);
-  }, [onClose]);
+  }, []);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     setError(null);
@@ -261,7 +259,7 @@ function ExportDialog({ lab, vm, onClose }: { lab: Lab; vm: LabVm; onClose: () =
   };
   return (
     <div className="backdrop">
-      <div role="dialog" aria-modal="true" aria-labelledby="export-title" className="dialog">
+      <div ref={box} role="dialog" aria-modal="true" aria-labelledby="export-title" className="dialog">
         <h2 id="export-title">{t('exportDialog.title')}</h2>
         <p>{t('exportDialog.intro')}</p>
         <form onSubmit={submit}>
