@@ -128,6 +128,8 @@ describe.each(DIALECTS)('VM rules (%s)', (dialect) => {
     const del = await t.call('DELETE', `${image}/versions/1.0.0?${COMPUTE}`);
     expect(del.status).toBe(409);
     expect(del.body.error.code).toBe('VersionInUse');
+    const v = await t.call('GET', `${image}/versions/1.0.0?${COMPUTE}`);
+    expect(v.body.properties.usedBy).toEqual(expect.arrayContaining(['VM lab/fixed']));
   });
 
   it('reimages a VM onto a fresh disk (it ends stopped) and redeploys one (it runs again)', async () => {

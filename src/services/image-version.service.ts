@@ -230,6 +230,21 @@ export class ImageVersionService {
     return rows.map((r) => toVersion(r, g.name, img.name));
   }
 
+  /** What still uses each version: VMs built on it and labs made from it (a version in use cannot be deleted). */
+  async usedBy(keys: string[]): Promise<Map<string, string[]>> {
+    const out = new Map<string, string[]>();
+    if (!keys.length) return out;
+    const add = (k: string, what: string) => out.set(k, [...(out.get(k) ?? []), what]);
+    const vms = await this.db.selectFrom('virtual_machines').select(['version_id', 'name', 'resource_group']).where('version_id', 'in', keys).execute();
+    for (const v of vms) {
+      const lab = /^labs\/([^/]+)\/(.+)$/.exec(v.name);
+      add(v.version_id, lab ? `lab ${lab[1]}, VM ${lab[2]}` : `VM ${v.resource_group}/${v.name}`);
+    }
+    const labs = await this.db.selectFrom('labs').select(['version_id', 'name']).where('version_id', 'in', keys).execute();
+    for (const l of labs) if (!(out.get(l.version_id) ?? []).some((x) => x.startsWith(`lab ${l.name},`))) add(l.version_id, `lab ${l.name}`);
+    return out;
+  }
+
   private checkTargetRegions(
     input: ImageVersionInput,
     galleryName: string,

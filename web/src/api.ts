@@ -236,6 +236,7 @@ export interface Version {
     publishingProfile: { excludeFromLatest?: boolean; targetRegions?: { name: string }[] };
     storageProfile: { osDiskImage?: { sizeInGB?: number }; dataDiskImages?: unknown[] };
     replicationStatus?: { aggregatedState: string; summary: { region: string; state: string; progress: number; details?: string }[] };
+    usedBy?: string[];
   };
 }
 

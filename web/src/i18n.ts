@@ -162,6 +162,7 @@ const en = {
     delete: 'Delete',
     deleteConfirm: 'Delete version {{version}} of {{image}}? Its chunks are freed at the next garbage collection.',
     deleted: 'Deleted version {{version}}',
+    inUse: 'Version {{version}} cannot be deleted while it is in use: {{users}}. Delete those first.',
     noImages: 'This gallery has no image definitions yet.',
     noVersions: 'No versions yet. Upload a disk or export a lab template.',
   },

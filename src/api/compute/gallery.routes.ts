@@ -142,7 +142,7 @@ function aggregatedState(v: ImageVersion): string {
   return 'InProgress';
 }
 
-export function renderVersion(v: ImageVersion, expandReplication: boolean) {
+export function renderVersion(v: ImageVersion, expandReplication: boolean, usedBy?: string[]) {
   const disk = (d: ImageVersion['storage']['osDisk']) => ({
     sizeInGB: d.sizeGB,
     hostCaching: d.hostCaching,
@@ -172,6 +172,8 @@ export function renderVersion(v: ImageVersion, expandReplication: boolean) {
         osDiskImage: disk(v.storage.osDisk),
         ...(v.storage.dataDisks.length ? { dataDiskImages: v.storage.dataDisks.map(disk) } : {}),
       },
+      // labforge: what still uses the version (it cannot be deleted while anything does).
+      ...(usedBy?.length ? { usedBy } : {}),
       ...(expandReplication
         ? {
             replicationStatus: {
@@ -323,13 +325,14 @@ export function computeRoutes(s: Services): FastifyPluginAsync {
         const pq = pageQuery(req, pageSize);
         const rows = await s.versions.list(req.params.sub, req.params.rg, req.params.gallery, req.params.image, pq.after, pq.limit + 1);
         const expand = expandsReplication(req.query);
+        const used = await s.versions.usedBy(rows.map((v) => v.key));
         return page(
           req,
           publicUrl,
           rows,
           pq,
           (v) => v.name,
-          (v) => renderVersion(v, expand),
+          (v) => renderVersion(v, expand, used.get(v.key)),
         );
       },
     );
@@ -340,7 +343,7 @@ export function computeRoutes(s: Services): FastifyPluginAsync {
         const { sub, rg, gallery, image, version } = req.params;
         const v = await s.versions.get(sub, rg, gallery, image, version);
         reply.header('ETag', v.etag);
-        return renderVersion(v, expandsReplication(req.query));
+        return renderVersion(v, expandsReplication(req.query), (await s.versions.usedBy([v.key])).get(v.key));
       },
     );
     for (const method of ['PUT', 'PATCH'] as const) {

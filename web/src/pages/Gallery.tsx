@@ -140,7 +140,9 @@ function ImageVersions({ gallery, image, usage: rows }: { gallery: Gallery; imag
                     <button
                       type="button"
                       onClick={() => {
-                        if (window.confirm(t('galleryPage.deleteConfirm', { version: v.name, image: image.name }))) remove.mutate(v.id);
+                        const used = v.properties.usedBy ?? [];
+                        if (used.length) window.alert(t('galleryPage.inUse', { version: v.name, users: used.join('; ') }));
+                        else if (window.confirm(t('galleryPage.deleteConfirm', { version: v.name, image: image.name }))) remove.mutate(v.id);
                       }}
                     >
                       {t('galleryPage.delete')}
