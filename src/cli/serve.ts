@@ -48,6 +48,7 @@ export function registerServe(program: Command): void {
       const lines = [
         '',
         `labforge is running at ${server.url}`,
+        `  portal:     open ${server.url}/ in a browser (sign in with email and password, or with an API token)`,
         `  settings:   ${config.source}`,
         `  data:       ${config.dataDir}`,
         `  metadata:   ${db}`,
