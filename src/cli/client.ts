@@ -2,6 +2,7 @@
 // image, version, operation, token) and documents their exit codes.
 import type { Command } from 'commander';
 import { registerAccount } from './commands/account.js';
+import { registerFactory } from './commands/factory.js';
 import { registerGallery } from './commands/gallery.js';
 import { registerImage } from './commands/image.js';
 import { registerLab } from './commands/lab.js';
@@ -43,6 +44,7 @@ export function registerClientCommands(program: Command): void {
   registerAccount(program);
   registerLab(program);
   registerUser(program);
+  registerFactory(program);
   // Every client command (and its subcommands) lists the exit codes scripts can rely on.
   for (const cmd of program.commands) if (!before.has(cmd)) cmd.addHelpText('afterAll', EXIT_CODES_HELP);
 }
