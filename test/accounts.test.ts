@@ -3,8 +3,9 @@
 // student registers with their lab's registration code and sees their lab.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import './helpers/fake-compute.js';
+import { publishedLab } from './helpers/labs.js';
 import { DIALECTS } from './helpers/pg.js';
-import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+import { LABFORGE, startTestServer, type TestServer } from './helpers/server.js';
 
 const LS = 'api-version=2022-08-01';
 
@@ -78,35 +79,7 @@ describe.each(DIALECTS)('accounts and sign-in (%s)', (dialect) => {
   });
 
   it("lets a student register with their lab's code and see their lab and seat", async () => {
-    const rg = `/subscriptions/${t.sub}/resourceGroups/school`;
-    expect((await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' })).status).toBe(201);
-    const gallery = `${rg}/providers/Microsoft.Compute/galleries/dept`;
-    await t.call('PUT', `${gallery}?${COMPUTE}`, { location: 'site-a' });
-    await t.call('PUT', `${gallery}/images/course?${COMPUTE}`, {
-      location: 'site-a',
-      properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 'school', offer: 'course', sku: '1' } },
-    });
-    const v = await t.call('PUT', `${gallery}/images/course/versions/1.0.0?${COMPUTE}`, {
-      location: 'site-a',
-      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=1' } } } },
-    });
-    await waitForOperation(t, v.headers['azure-asyncoperation'] as string);
-    const plan = (
-      await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labPlans/science?${LS}`, { location: 'site-a', properties: { sharedGalleryId: gallery } })
-    ).body.id;
-    await t.call('PATCH', `${plan}/images/course?${LS}`, { properties: { enabledState: 'Enabled' } });
-    const lab = await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, {
-      location: 'site-a',
-      properties: {
-        labPlanId: plan,
-        virtualMachineProfile: { createOption: 'Image', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 2 } },
-      },
-    });
-    await waitForOperation(t, lab.headers['azure-asyncoperation'] as string);
-    await waitForOperation(
-      t,
-      (await t.call('POST', `${rg}/providers/Microsoft.LabServices/labs/physics/publish?${LS}`)).headers['azure-asyncoperation'] as string,
-    );
+    const { rg } = await publishedLab(t, { plan: 'science' });
     await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics/users/kim?${LS}`, { properties: { email: 'kim@school.edu' } });
     const code = (await t.call('GET', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`)).body.properties.securityProfile.registrationCode as string;
 

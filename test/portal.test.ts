@@ -11,8 +11,9 @@ import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import './helpers/fake-compute.js';
 import { ensureBuilt } from './helpers/cli.js';
+import { publishedLab } from './helpers/labs.js';
 import { saveShot } from './helpers/screenshots.js';
-import { COMPUTE, LABFORGE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+import { COMPUTE, LABFORGE, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 /** Key steps are saved as test artifacts; with LABFORGE_SCREENSHOTS=1 they also refresh the screenshots the README shows. */
@@ -55,36 +56,7 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     ensureBuilt();
     t = await startTestServer('sqlite', { env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
     profile = mkdtempSync(join(tmpdir(), 'labforge-portal-'));
-    const rg = `/subscriptions/${t.sub}/resourceGroups/school`;
-    await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' });
-    const gallery = `${rg}/providers/Microsoft.Compute/galleries/dept`;
-    await t.call('PUT', `${gallery}?${COMPUTE}`, { location: 'site-a' });
-    await t.call('PUT', `${gallery}/images/course?${COMPUTE}`, {
-      location: 'site-a',
-      properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 's', offer: 'c', sku: '1' } },
-    });
-    const v = await t.call('PUT', `${gallery}/images/course/versions/1.0.0?${COMPUTE}`, {
-      location: 'site-a',
-      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=1' } } } },
-    });
-    await waitForOperation(t, v.headers['azure-asyncoperation'] as string);
-    const plan = (
-      await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labPlans/p?${LS}`, { location: 'site-a', properties: { sharedGalleryId: gallery } })
-    ).body.id;
-    await t.call('PATCH', `${plan}/images/course?${LS}`, { properties: { enabledState: 'Enabled' } });
-    const lab = await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, {
-      location: 'site-a',
-      properties: {
-        labPlanId: plan,
-        title: 'Physics 101',
-        virtualMachineProfile: { createOption: 'Image', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 2 } },
-      },
-    });
-    await waitForOperation(t, lab.headers['azure-asyncoperation'] as string);
-    await waitForOperation(
-      t,
-      (await t.call('POST', `${rg}/providers/Microsoft.LabServices/labs/physics/publish?${LS}`)).headers['azure-asyncoperation'] as string,
-    );
+    const { rg, gallery, plan } = await publishedLab(t, { plan: 'p', title: 'Physics 101' });
     await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics/users/kim?${LS}`, { properties: { email: 'kim@school.edu' } });
     const acc = await t.call('PUT', `/providers/Labforge.Core/accounts/kim@school.edu?${LABFORGE}`, {
       properties: { role: 'user', password: 'Student-Pass-42' },

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventsBetween, zonedTime } from '../src/services/schedule.service.js';
 import { fakeDriver } from './helpers/fake-compute.js';
-import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+import { publishedLab } from './helpers/labs.js';
+import { startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const iso = (e: { at: number; kind: string }) => `${e.kind} ${new Date(e.at).toISOString()}`;
 const H = 3600_000;
@@ -67,35 +68,7 @@ describe('lab schedules through the API', () => {
 
   beforeAll(async () => {
     t = await startTestServer('sqlite', { env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
-    rg = `/subscriptions/${t.sub}/resourceGroups/school`;
-    await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' });
-    const gallery = `${rg}/providers/Microsoft.Compute/galleries/dept`;
-    await t.call('PUT', `${gallery}?${COMPUTE}`, { location: 'site-a' });
-    await t.call('PUT', `${gallery}/images/course?${COMPUTE}`, {
-      location: 'site-a',
-      properties: { osType: 'Linux', osState: 'Specialized', identifier: { publisher: 's', offer: 'c', sku: '1' } },
-    });
-    const v = await t.call('PUT', `${gallery}/images/course/versions/1.0.0?${COMPUTE}`, {
-      location: 'site-a',
-      properties: { storageProfile: { osDiskImage: { source: { uri: 'labforge:empty-disk?sizeGB=1' } } } },
-    });
-    await waitForOperation(t, v.headers['azure-asyncoperation'] as string);
-    const plan = (
-      await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labPlans/p?${LS}`, { location: 'site-a', properties: { sharedGalleryId: gallery } })
-    ).body.id;
-    await t.call('PATCH', `${plan}/images/course?${LS}`, { properties: { enabledState: 'Enabled' } });
-    const lab = await t.call('PUT', `${rg}/providers/Microsoft.LabServices/labs/physics?${LS}`, {
-      location: 'site-a',
-      properties: {
-        labPlanId: plan,
-        virtualMachineProfile: { createOption: 'Image', imageReference: { id: `${plan}/images/course` }, sku: { name: 'Standard_B1s', capacity: 2 } },
-      },
-    });
-    await waitForOperation(t, lab.headers['azure-asyncoperation'] as string);
-    await waitForOperation(
-      t,
-      (await t.call('POST', `${rg}/providers/Microsoft.LabServices/labs/physics/publish?${LS}`)).headers['azure-asyncoperation'] as string,
-    );
+    ({ rg } = await publishedLab(t, { plan: 'p' }));
   });
   afterAll(async () => t?.close());
 
