@@ -114,6 +114,9 @@ function lineOf(text: string, path: string): number | undefined {
   return i < 0 ? undefined : text.slice(0, i).split('\n').length;
 }
 
+/** cloud-config keys the server sets itself (see parseCustomData on the server). */
+const RESERVED_KEYS = ['users', 'hostname', 'fqdn', 'password', 'chpasswd'];
+
 const IMAGE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$/;
 
 /** Reads every recipe under `dir` (any depth); throws FactoryInputError listing every problem found. */
@@ -185,6 +188,29 @@ export function loadRecipes(dir: string): Recipe[] {
         message: 'the customisation must be a cloud-init document starting with #cloud-config',
       });
       continue;
+    }
+    if (userData !== undefined) {
+      const field = r.customDataFile ? 'customDataFile' : 'customData';
+      let doc: unknown;
+      try {
+        doc = YAML.parse(userData);
+      } catch (err) {
+        problems.push({ file: rel, field, message: `the customisation is not valid YAML: ${(err as Error).message.split('\n')[0]}` });
+        continue;
+      }
+      if (doc !== null && (typeof doc !== 'object' || Array.isArray(doc))) {
+        problems.push({ file: rel, field, message: 'the customisation must be a YAML mapping of cloud-config keys (runcmd, write_files, …)' });
+        continue;
+      }
+      const reserved = Object.keys(doc ?? {}).filter((k) => RESERVED_KEYS.includes(k));
+      if (reserved.length) {
+        problems.push({
+          file: rel,
+          field,
+          message: `the customisation must not set ${reserved.join(', ')}: the build VM's account and host name come from the factory, and every VM made from the image gets its own`,
+        });
+        continue;
+      }
     }
     const contentHash = createHash('sha256').update(JSON.stringify({ r, userData })).digest('hex');
     out.push({ ...r, imagePath, imageName, file: rel, userData, timeoutMinutes: r.timeoutMinutes ?? 60, contentHash });
