@@ -542,7 +542,11 @@ export function buildUserData(userData: string | undefined, osType: string): str
   if (doc.contents === null) doc.contents = doc.createNode({}) as never;
   if (osType === 'Linux') {
     // As waagent -deprovision+user and `cloud-init clean` do: the factory's own account and the instance state go.
-    const step = `(userdel -r ${FACTORY_USER} || deluser --remove-home ${FACTORY_USER}) >/dev/null 2>&1; if command -v cloud-init >/dev/null; then cloud-init clean --logs --machine-id; fi; true`;
+    const step = [
+      `userdel -r ${FACTORY_USER} 2>/dev/null || { sed -i '/^${FACTORY_USER}:/d' /etc/passwd /etc/shadow /etc/group /etc/gshadow 2>/dev/null; rm -rf /home/${FACTORY_USER}; }`,
+      'if command -v cloud-init >/dev/null; then cloud-init clean --logs --machine-id; fi',
+      'true',
+    ].join('; ');
     const run = doc.get('runcmd');
     if (YAML.isSeq(run)) run.add(step);
     else doc.set('runcmd', [step]);
