@@ -3,13 +3,16 @@
 // nothing, distribution follows labs.json, retire keeps what is in use, stray
 // VMs and unknown lab accounts stop the run, and jobs stay within their bound.
 // The test plays the guest: a build VM "powers off" a moment after it starts.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from '../src/client/api-client.js';
 import { type Action, compareVersions, type FactoryOptions, plan, run, TAG } from '../src/factory/engine.js';
 import { FactoryInputError, loadRecipes, parseLabsFile } from '../src/factory/recipes.js';
+import { BIN, ensureBuilt, runCli } from './helpers/cli.js';
 import { fakeDriver } from './helpers/fake-compute.js';
 import { LS } from './helpers/labs.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
@@ -37,9 +40,13 @@ const recipe = (text: string, extra: Record<string, unknown> = {}) => ({
 function guest(ms: number) {
   const since = new Map<string, number>();
   let peak = 0;
+  const seen = new Set<string>();
+  const h = { hold: false };
   const timer = setInterval(() => {
     const running = [...fakeDriver.vms.entries()].filter(([, v]) => v.state === 'Running');
     peak = Math.max(peak, running.length);
+    for (const id of fakeDriver.vms.keys()) seen.add(id);
+    if (h.hold) return;
     for (const [id, vm] of running) {
       const t0 = since.get(id) ?? Date.now();
       since.set(id, t0);
@@ -49,7 +56,7 @@ function guest(ms: number) {
       }
     }
   }, 20);
-  return { peak: () => peak, stop: () => clearInterval(timer) };
+  return Object.assign(h, { peak: () => peak, created: () => seen.size, stop: () => clearInterval(timer) });
 }
 
 const key = (a: Action) => [a.phase, a.kind, a.imagePath ?? a.gallery ?? a.vm, a.version ?? '', a.lab ?? '', (a.regions ?? []).join('+')].join(' ');
@@ -298,5 +305,92 @@ describe('image factory (fake driver)', () => {
     const ok = await run(opts(), inputs(dir, labs));
     expect(ok.result).toBe('Succeeded');
     expect((await t.call('GET', `${rg()}/factory/providers/Microsoft.Compute/virtualMachines/stray?api-version=2024-07-01`)).status).toBe(200);
+  }, 120_000);
+
+  it('retries a job that failed for a passing reason, and reports the attempts', async () => {
+    const dir = tree('retry', { 'Retry/One.json': recipe('one'), 'Retry/Two.json': recipe('two') });
+    // No retry: the run fails, says which job and why, and exits non-zero in the CLI (see the CLI test).
+    fakeDriver.failStarts = 1;
+    const failed = await run(opts({ maxConcurrentJobs: 1 }), inputs(dir), ['build']);
+    expect(failed.result).toBe('Failed');
+    expect(failed.failures).toEqual([
+      expect.stringMatching(/^build Retry\/One as Retry-One 1\.0\.0 .*: creating build VM lf-Retry-One-\w+ failed: .*could not start/),
+    ]);
+    expect(failed.actions.find((a) => a.imagePath === 'Retry/Two')?.status).toBe('Succeeded');
+    // With one retry, the same failure passes on the second attempt (the failed VM is replaced).
+    fakeDriver.failStarts = 1;
+    const dir2 = tree('retry', { 'Retry/One.json': recipe('one-b'), 'Retry/Two.json': recipe('two') });
+    const ok = await run(opts({ maxConcurrentJobs: 1, retries: 1 }), inputs(dir2), ['build']);
+    expect(ok.failures).toEqual([]);
+    const one = ok.actions.find((a) => a.imagePath === 'Retry/One');
+    expect(one).toMatchObject({ kind: 'build', status: 'Succeeded', attempts: 2, version: '1.0.0' });
+    expect(logs.some((l) => /attempt 1 failed .*retrying/.test(l))).toBe(true);
+    expect((await versions('Retry-One')).map((v) => v.name)).toEqual(['1.0.0']);
+  }, 120_000);
+
+  it('resumes an interrupted run: the build VM it left is captured, not built again', async () => {
+    ensureBuilt();
+    const dir = tree('resume', { 'Resume/Lab.json': recipe('resume') });
+    const cfg = mkdtempSync(join(root, 'cfg-'));
+    const env = { LABFORGE_CONFIG_DIR: cfg, LABFORGE_SERVER: t.server.url, LABFORGE_TOKEN: t.adminToken, LABFORGE_FACTORY_POLL_MS: '50' };
+    g.hold = true;
+    const before = g.created();
+    const child = spawn(process.execPath, [BIN, 'factory', 'build', '--recipes', dir], { env: { ...process.env, ...env }, stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 400 && ![...fakeDriver.vms.values()].some((v) => v.state === 'Running'); i++) await sleep(25);
+      expect(g.created()).toBe(before + 1);
+    } finally {
+      child.kill('SIGKILL');
+      g.hold = false;
+    }
+    // The guest finishes while nobody watches; the next run picks the VM up where it was.
+    const planned = await plan(opts(), inputs(dir));
+    expect(planned.actions.find((a) => a.kind === 'build')?.reason).toBe('resume: its build VM exists');
+    const r = await runCli(['factory', 'build', '--recipes', dir, '-o', 'json'], { env, timeoutMs: 60_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).actions.map((a: Action) => `${a.kind} ${a.imagePath} ${a.version} ${a.reason}`)).toEqual([
+      'build Resume/Lab 1.0.0 resume: its build VM exists',
+    ]);
+    expect(g.created(), 'no second build VM').toBe(before + 1);
+    expect((await versions('Resume-Lab')).map((v) => v.name)).toEqual(['1.0.0']);
+    expect(
+      (await t.call('GET', `${rg()}/factory/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`)).body.value.map((v: any) => v.name),
+    ).toEqual(['stray']);
+  }, 120_000);
+
+  it('the CLI: plan prints what would change, bad inputs exit 7 with file and line, failed jobs exit 8 with a report', async () => {
+    ensureBuilt();
+    const dir = tree('cli', { 'Cli/Box.json': recipe('box') });
+    const cfg = mkdtempSync(join(root, 'cfg-'));
+    const env = {
+      LABFORGE_CONFIG_DIR: cfg,
+      LABFORGE_SERVER: t.server.url,
+      LABFORGE_TOKEN: t.adminToken,
+      LABFORGE_FACTORY_POLL_MS: '50',
+      LABFORGE_FACTORY_RETRY_DELAY_MS: '10',
+    };
+    const cli = (args: string[]) => runCli(args, { env, timeoutMs: 60_000 });
+    const p = await cli(['factory', 'plan', '--recipes', dir]);
+    expect(p.code, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/^Build\n {2}\+ build Cli\/Box as Cli-Box 1\.0\.0 in site-a \(1 GB\): first build; about 60 min\n/m);
+    expect(p.stdout).toMatch(/Would do: 1 build\./);
+
+    const labsFile = join(dir, '..', 'cli-labs.json');
+    writeFileSync(labsFile, JSON.stringify({ Labs: [{ SubscriptionId: t.sub, ResourceGroup: 'school', LabName: 'nowhere', ImagePaths: ['Cli'] }] }, null, 2));
+    const bad = await cli(['factory', 'run', '--recipes', dir, '--labs', labsFile]);
+    expect(bad.code).toBe(7);
+    expect(bad.stderr).toContain(`cli-labs.json:6 (Labs.0.LabName): there is no lab account 'nowhere' in resource group 'school'`);
+
+    fakeDriver.failStarts = 2;
+    const report = join(root, 'cli-report.json');
+    const failed = await cli(['factory', 'build', '--recipes', dir, '--retries', '1', '--report', report]);
+    expect(failed.code).toBe(8);
+    expect(failed.stderr).toMatch(/1 job\(s\) failed:\n {2}build Cli\/Box .*could not start/);
+    const written = JSON.parse(readFileSync(report, 'utf8'));
+    expect(written).toMatchObject({ result: 'Failed', actions: [{ kind: 'build', imagePath: 'Cli/Box', status: 'Failed', attempts: 2 }] });
+    const done = await cli(['factory', 'build', '--recipes', dir]);
+    expect(done.code, done.stderr).toBe(0);
+    expect(done.stdout).toMatch(/\+ build Cli\/Box as Cli-Box 1\.0\.0 .*\[Succeeded, [\d.]+ s\]/);
+    expect((await cli(['factory', 'plan', '--recipes', dir])).stdout).toMatch(/= skip Cli\/Box: unchanged since version 1\.0\.0\nNothing to do/);
   }, 120_000);
 });

@@ -33,8 +33,14 @@ export class FakeComputeDriver implements ComputeDriver {
     this.vms.set(spec.id, { spec, state: 'Stopped', paused: false });
     return this.view(spec.id, this.need(spec.id));
   }
+  /** Set by tests: how many of the next starts fail (as a host out of resources would). */
+  failStarts = 0;
   async start(id: string) {
     const vm = this.need(id);
+    if (this.failStarts > 0) {
+      this.failStarts--;
+      throw new LabforgeError(500, 'HostFailure', `The host could not start VM '${id}' (a failure the test asked for).`);
+    }
     vm.state = 'Running';
     vm.hostPort ??= 20000 + this.vms.size;
     return this.view(id, vm);
