@@ -105,7 +105,10 @@ describe.skipIf(!existsSync(CHROMIUM))('the portal on real VMs', () => {
     await card.getByLabel('Attached gallery').selectOption({ label: 'dept' });
     await card.getByRole('button', { name: 'Attach' }).click();
     await expect.poll(() => card.locator('strong').textContent()).toBe('dept');
-    await admin.getByLabel('Offered to creators: linux-course').check();
+    // The switch follows the server's answer: click it, then wait for the state to settle.
+    const offered = admin.getByLabel('Offered to creators: linux-course');
+    await offered.click();
+    await expect.poll(() => offered.isChecked()).toBe(true);
     await expect.poll(() => admin.getByTestId('reasons-linux-course').textContent()).toBe('—');
     await shot(admin, '1-admin-image-enabled');
 

@@ -38,11 +38,14 @@ function PlanCard({ plan, sub }: { plan: LabPlan; sub: string }) {
   });
   const enable = useMutation({
     mutationFn: ({ id, on }: { id: string; on: boolean }) => setImageEnabled(id, on),
-    // The switch moves at once; the list is read again when the server has answered.
-    onMutate: ({ id, on }) =>
+    // The switch moves at once; the list is read again when the server has answered. A read already under way
+    // (after attaching a gallery, say) is cancelled first, or its older answer would move the switch back.
+    onMutate: async ({ id, on }) => {
+      await queries.cancelQueries({ queryKey: ['plan-images-all', plan.id] });
       queries.setQueryData<PlanImage[]>(['plan-images-all', plan.id], (old) =>
         old?.map((i) => (i.id === id ? { ...i, properties: { ...i.properties, enabledState: on ? 'Enabled' : 'Disabled' } } : i)),
-      ),
+      );
+    },
     onSuccess: refresh,
     onError: (e) => toast(t('errors.generic', { message: (e as Error).message }), 'error'),
   });
