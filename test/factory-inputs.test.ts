@@ -57,10 +57,14 @@ describe('factory recipes', () => {
       ['Linux/Web', 'Linux-Web', 60],
       ['Windows/2022/Datacenter', 'Windows-2022-Datacenter', 60],
     ]);
-    // The content hash follows the recipe: an unchanged recipe is recognised, a changed one is not.
+    // The content hash follows what shapes the disk: an unchanged recipe is recognised, a changed one is not;
+    // a longer timeout or another region is not a change of the image.
     expect(recipes[0]?.contentHash).toMatch(/^[0-9a-f]{64}$/);
     expect(loadRecipes(dir)[0]?.contentHash).toBe(recipes[0]?.contentHash);
-    expect(recipes[0]?.contentHash).not.toBe(recipes[1]?.contentHash);
+    const hashOf = (extra: Record<string, unknown>) => loadRecipes(tree('hash', { 'A.json': recipe(extra) }))[0]?.contentHash;
+    expect(hashOf({ timeoutMinutes: 30, regions: ['site-b'], description: 'x' })).toBe(hashOf({}));
+    expect(hashOf({ vmSize: 'Standard_B2s' })).not.toBe(hashOf({}));
+    expect(hashOf({ customData: '#cloud-config\nruncmd: [echo other]\n' })).not.toBe(hashOf({}));
   });
 
   it('reports every broken recipe with file, line and field', () => {

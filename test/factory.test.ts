@@ -393,4 +393,15 @@ describe('image factory (fake driver)', () => {
     expect(done.stdout).toMatch(/\+ build Cli\/Box as Cli-Box 1\.0\.0 .*\[Succeeded, [\d.]+ s\]/);
     expect((await cli(['factory', 'plan', '--recipes', dir])).stdout).toMatch(/= skip Cli\/Box: unchanged since version 1\.0\.0\nNothing to do/);
   }, 120_000);
+
+  it('replicates a recipe to a region added to it instead of building again, and builds a recipe changed back', async () => {
+    const one = (text: string, regions: string[]) => tree('regions', { 'Regions/One.json': recipe(text, { regions }) });
+    await run(opts(), inputs(one('a', ['site-a'])), ['build', 'distribute']);
+    const more = await run(opts(), inputs(one('a', ['site-a', 'site-b'])), ['build', 'distribute']);
+    expect(more.actions.filter((a) => a.kind !== 'skip').map(key)).toEqual(['distribute replicate Regions/One 1.0.0  site-b']);
+    expect((await versions('Regions-One'))[0].properties.replicationStatus.summary.map((x: any) => x.region).sort()).toEqual(['site-a', 'site-b']);
+    await run(opts(), inputs(one('b', ['site-a', 'site-b'])), ['build']);
+    const back = await run(opts(), inputs(one('a', ['site-a', 'site-b'])), ['build']);
+    expect(back.actions.map((a) => `${a.kind} ${a.version} ${a.reason}`)).toEqual(['build 1.0.2 recipe changed']);
+  }, 120_000);
 });

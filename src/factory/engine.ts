@@ -15,12 +15,12 @@
 // `plan` reads the state once and simulates each phase on it; `run` re-reads
 // the state before each phase, so on an unchanged server both list the same
 // actions.
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import YAML from 'yaml';
 import { type ApiClient, ApiError, ConnectionError, type ImageVersion, type LabPlan, parseOperationRef, type VirtualMachine } from '../client/api-client.js';
 import { type JobOutcome, runJobs } from './jobs.js';
-import { distribution, FactoryInputError, type LabsEntry, type Problem, type Recipe } from './recipes.js';
+import { distribution, FactoryInputError, formatProblem, type LabsEntry, type Problem, type Recipe } from './recipes.js';
 
 export const TAG = {
   imagePath: 'ImagePath',
@@ -295,7 +295,7 @@ export async function readState(o: Pick<FactoryOptions, 'client' | 'subscription
   // Lab accounts.
   const d = distribution(inputs.recipes, inputs.labs);
   for (const u of d.unmatched) warnings.push(`'${u.path}' (lab account ${u.lab}) matches no recipe`);
-  for (const r of d.unused) warnings.push(`no lab account receives ${r.imagePath}`);
+  if (inputs.labs.length) for (const r of d.unused) warnings.push(`no lab account receives ${r.imagePath}`);
   const plans: PlanInfo[] = [];
   const file = inputs.labsFile?.name ?? 'labs.json';
   for (const [i, t] of d.targets.entries()) {
@@ -323,7 +323,7 @@ export async function readState(o: Pick<FactoryOptions, 'client' | 'subscription
     if (attached && target && attached !== target.id) {
       problems.push({
         ...at,
-        message: `lab account '${e.LabName}' has gallery ${plan.properties.sharedGalleryId} attached, but its images are made in gallery ${target.rg}/${target.name}; attach that gallery to the lab account (labforge account update --gallery) or change the recipes' gallery`,
+        message: `lab account '${e.LabName}' has gallery ${plan.properties.sharedGalleryId} attached, but its images are made in gallery ${target.rg}/${target.name}; attach that gallery to the lab account (labforge account attach-gallery) or change the recipes' gallery`,
       });
       continue;
     }
@@ -335,6 +335,26 @@ export async function readState(o: Pick<FactoryOptions, 'client' | 'subscription
       regions: [...new Set([plan.location, ...(plan.properties.allowedRegions ?? [])].map(lc))],
       enabled: new Set(images.filter((x) => x.properties.enabledState === 'Enabled' && !x.properties.builtin).map((x) => lc(x.name))),
       recipes: t.recipes,
+    });
+  }
+
+  // Galleries attached to the lab accounts that no recipe names any more: their factory images may need disabling.
+  for (const p of plans) {
+    const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)$/i.exec(
+      p.plan.properties.sharedGalleryId ?? '',
+    );
+    if (!m || [...galleries.values()].some((g) => g.id === lc(p.plan.properties.sharedGalleryId as string))) continue;
+    const [, gsub, grg, gname] = m as unknown as [string, string, string, string];
+    const images = new Map<string, ImageInfo>();
+    for (const img of (await orUndefined(client.listImages(gsub, grg, gname))) ?? [])
+      images.set(lc(img.name), { name: img.name, tags: img.tags ?? {}, versions: [] });
+    galleries.set(lc(`${grg}/${gname}`), {
+      key: lc(`${grg}/${gname}`),
+      rg: grg,
+      name: gname,
+      id: lc(p.plan.properties.sharedGalleryId as string),
+      exists: true,
+      images,
     });
   }
 
@@ -377,7 +397,10 @@ export function planBuild(s: FactoryState, o: Pick<FactoryOptions, 'force'>, sim
     if (!base) continue;
     const img = imageOf(s, r);
     const versions = img?.versions ?? [];
-    const same = versions.find((v) => v.tags[TAG.recipeHash] === r.contentHash && v.tags[TAG.base] === base.stamp && v.state !== 'Failed');
+    // Only the newest version counts: a recipe changed back to what an older version was built from is built again.
+    const newest = versions[0];
+    const same =
+      newest && newest.tags[TAG.recipeHash] === r.contentHash && newest.tags[TAG.base] === base.stamp && newest.state !== 'Failed' ? newest : undefined;
     const common = { phase: 'build' as const, image: r.imageName, imagePath: r.imagePath };
     if (same && usable(same) && !o.force) {
       out.push({ ...common, kind: 'skip', version: same.name, reason: `unchanged since version ${same.name}` });
@@ -396,6 +419,7 @@ export function planBuild(s: FactoryState, o: Pick<FactoryOptions, 'force'>, sim
       if (vm && vm.tags?.[TAG.recipeHash] === r.contentHash) reason = 'resume: its build VM exists';
       else if (o.force && same) reason = 'forced';
       else if (!latest) reason = 'first build';
+      else if (latest.state === 'Failed') reason = `the last build (${latest.name}) failed`;
       else if (latest.tags[TAG.recipeHash] !== r.contentHash) reason = 'recipe changed';
       else if (latest.tags[TAG.base] !== base.stamp) reason = `base image changed (now ${base.version})`;
       else reason = 'the last build did not finish';
@@ -463,6 +487,13 @@ export function planDistribute(s: FactoryState, simulate = false): Action[] {
       }
     }
   }
+  // The recipe's own regions too: adding one to a recipe replicates its latest version there.
+  for (const r of s.recipes) {
+    if (!latestOf(imageOf(s, r))) continue;
+    const n = need.get(r.imagePath) ?? { r, regions: new Set<string>(), labs: new Set<string>() };
+    for (const region of recipeRegions(s, r)) n.regions.add(region);
+    need.set(r.imagePath, n);
+  }
   const replicate: Action[] = [];
   for (const { r, regions, labs } of need.values()) {
     const latest = latestOf(imageOf(s, r)) as VersionInfo;
@@ -476,7 +507,7 @@ export function planDistribute(s: FactoryState, simulate = false): Action[] {
       version: latest.name,
       regions: missing,
       sizeGB: latest.sizeGB,
-      reason: `for ${[...labs].join(', ')}`,
+      reason: labs.size ? `for ${[...labs].join(', ')}` : "for the recipe's regions",
     });
     if (simulate) {
       latest.targetRegions = [...new Set([...latest.targetRegions, ...missing])];
@@ -669,8 +700,11 @@ class Runner {
     }
     if (!vm) {
       if (!(await orUndefined(this.c.getResourceGroup(this.sub, this.o.factoryGroup))))
-        await this.c.putResourceGroup(this.sub, this.o.factoryGroup, { location: region }).catch(() => undefined);
+        await this.c.putResourceGroup(this.sub, this.o.factoryGroup, { location: region }).catch((err: unknown) => {
+          if (!(err instanceof ApiError && (err.status === 409 || err.status === 412))) throw err;
+        });
       say(`starting build VM ${vmName} from ${r.base.image} ${base.version}`);
+      const windows = base.osType === 'Windows';
       const created = await this.c.putVm(this.sub, this.o.factoryGroup, vmName, {
         location: region,
         tags: hashTags,
@@ -678,14 +712,18 @@ class Runner {
           hardwareProfile: { vmSize: r.vmSize ?? 'Standard_B1s' },
           storageProfile: { imageReference: { id: base.versionId } },
           osProfile: {
+            // Windows computer names stop at 15 characters.
             computerName: r.imageName
               .toLowerCase()
               .replace(/[^a-z0-9-]/g, '-')
-              .slice(0, 63)
+              .slice(0, windows ? 15 : 63)
               .replace(/^-+|-+$/g, ''),
             adminUsername: FACTORY_USER,
             customData: Buffer.from(buildUserData(r.userData, base.osType)).toString('base64'),
-            linuxConfiguration: { ssh: { publicKeys: [{ keyData: throwawayKey() }] } },
+            // Nobody logs in to a build VM: Linux gets a key whose private half is thrown away, Windows a random password never kept.
+            ...(windows
+              ? { adminPassword: `Lf-${randomBytes(18).toString('base64url')}9a` }
+              : { linuxConfiguration: { ssh: { publicKeys: [{ keyData: throwawayKey() }] } } }),
           },
         },
       });
@@ -882,34 +920,44 @@ export async function run(o: FactoryOptions, inputs: StateInputs, phases: Phase[
   const actions: ActionResult[] = [];
   let warnings: string[] = [];
   const state = () => readState(o, inputs);
-  if (phases.includes('build')) {
-    const s = await state();
-    warnings = s.warnings;
-    const planned = planBuild(s, o);
-    const galleries = planned.filter((a) => a.kind === 'create-gallery');
-    const builds = planned.filter((a) => a.kind === 'build' || a.kind === 'skip');
-    const cleanup = planned.filter((a) => a.kind === 'cleanup');
-    actions.push(...(await execute(o, s, [galleries, builds, cleanup])));
+  const errors: string[] = [];
+  try {
+    if (phases.includes('build')) {
+      const s = await state();
+      warnings = s.warnings;
+      const planned = planBuild(s, o);
+      const galleries = planned.filter((a) => a.kind === 'create-gallery');
+      const builds = planned.filter((a) => a.kind === 'build' || a.kind === 'skip');
+      const cleanup = planned.filter((a) => a.kind === 'cleanup');
+      actions.push(...(await execute(o, s, [galleries, builds, cleanup])));
+    }
+    if (phases.includes('distribute')) {
+      const s = await state();
+      const planned = planDistribute(s);
+      const of = (k: ActionKind) => planned.filter((a) => a.kind === k);
+      const first = await execute(o, s, [of('attach'), of('replicate')]);
+      actions.push(...first);
+      // An image whose replication failed is not offered where it cannot be used.
+      const failed = new Set(first.filter((a) => a.kind === 'replicate' && a.status === 'Failed').map((a) => a.imagePath));
+      const enable = of('enable');
+      for (const a of enable.filter((x) => failed.has(x.imagePath)))
+        actions.push({ ...a, status: 'Failed', attempts: 0, error: `not enabled: the replication of ${a.image} ${a.version} failed` });
+      actions.push(...(await execute(o, s, [enable.filter((x) => !failed.has(x.imagePath))])));
+      warnings = s.warnings;
+    }
+    if (phases.includes('retire')) {
+      const s = await state();
+      const planned = planRetire(s, o.imagesToSave);
+      actions.push(...(await execute(o, s, [planned.filter((a) => a.kind === 'disable'), planned.filter((a) => a.kind !== 'disable')])));
+    }
+  } catch (err) {
+    // Inputs refused before anything was done stop the run as they are; after work was done, the report keeps it.
+    if (!actions.some((a) => a.status)) throw err;
+    const message = err instanceof FactoryInputError ? err.problems.map(formatProblem).join('; ') : (err as Error).message;
+    errors.push(`the run stopped: ${message}`);
+    o.log(`the run stopped: ${message}`);
   }
-  if (phases.includes('distribute')) {
-    const s = await state();
-    warnings = s.warnings;
-    const planned = planDistribute(s);
-    actions.push(
-      ...(await execute(
-        o,
-        s,
-        (['attach', 'replicate', 'enable'] as const).map((k) => planned.filter((a) => a.kind === k)),
-      )),
-    );
-    warnings = s.warnings;
-  }
-  if (phases.includes('retire')) {
-    const s = await state();
-    const planned = planRetire(s, o.imagesToSave);
-    actions.push(...(await execute(o, s, [planned.filter((a) => a.kind === 'disable'), planned.filter((a) => a.kind !== 'disable')])));
-  }
-  const failures = actions.filter((a) => a.status === 'Failed').map((a) => `${describeAction(a)}: ${a.error}`);
+  const failures = [...actions.filter((a) => a.status === 'Failed').map((a) => `${describeAction(a)}: ${a.error}`), ...errors];
   return {
     startedAt,
     finishedAt: new Date().toISOString(),

@@ -212,7 +212,10 @@ export function loadRecipes(dir: string): Recipe[] {
         continue;
       }
     }
-    const contentHash = createHash('sha256').update(JSON.stringify({ r, userData })).digest('hex');
+    // What shapes the disk: the base, the size, the customisation, the gallery. Regions, timeout and description
+    // do not: a new region is a replication, not a new build.
+    const { regions: _regions, timeoutMinutes: _timeout, description: _description, customDataFile: _file, customData: _data, ...shape } = r;
+    const contentHash = createHash('sha256').update(JSON.stringify({ shape, userData })).digest('hex');
     out.push({ ...r, imagePath, imageName, file: rel, userData, timeoutMinutes: r.timeoutMinutes ?? 60, contentHash });
   }
   if (problems.length) throw new FactoryInputError(problems);
