@@ -18,7 +18,7 @@ import type { Database, VirtualMachineTable } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
-import type { OperationContext, OperationHandler } from '../operations/worker.js';
+import type { OperationHandler } from '../operations/worker.js';
 import {
   checkPreconditions,
   checkTags,

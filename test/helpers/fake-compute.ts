@@ -69,7 +69,7 @@ export class FakeComputeDriver implements ComputeDriver {
   readonly activities = new Map<string, VmActivity>();
   async activity(id: string) {
     const vm = this.vms.get(id);
-    if (!vm || vm.state !== 'Running') return undefined;
+    if (vm?.state !== 'Running') return undefined;
     return this.activities.get(id) ?? { connections: 0, cpuSeconds: 0 };
   }
   async delete(id: string) {
