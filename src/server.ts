@@ -6,6 +6,7 @@ import { type App, buildApp } from './api/app.js';
 import type { Config } from './config/config.js';
 import { openStore, type Store } from './db/database.js';
 import { parseFaults } from './faults.js';
+import { sharedHashPool } from './imagestore/hash-pool.js';
 import { OperationWorker } from './operations/worker.js';
 import { type BuiltinResult, registerBuiltinImages } from './services/builtin-images.js';
 import { SYSTEM } from './services/common.js';
@@ -63,6 +64,8 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     // Leftovers of work a crash interrupted: temporary files are never finished content.
     await rm(join(config.dataDir, 'tmp'), { recursive: true, force: true });
     for (const regionStore of services.imageStores.values()) await regionStore.driver.cleanupTemporary(0);
+    // The hashing threads start now rather than in the first import or capture.
+    sharedHashPool();
     // VMs outlive the server: find them again before anything acts on them.
     const vmsFound = await services.vms.reconcile();
     const builtinImages = await registerBuiltinImages(services);

@@ -1,11 +1,10 @@
 // Chunks and manifests on top of a blob driver: writing a raw disk stream as
 // chunks, reading it back verified, and storing manifests. Format: index.ts.
 import { createHash } from 'node:crypto';
-import { availableParallelism } from 'node:os';
 import { LabforgeError } from '../errors.js';
 import { chunkFault } from '../faults.js';
 import type { BlobDriver } from './blob-driver.js';
-import { type BlockResult, HashPool } from './hash-pool.js';
+import { type BlockResult, sharedHashPool } from './hash-pool.js';
 
 export const DEFAULT_BLOCK_SIZE = 1 << 20;
 export const MANIFEST_FORMAT = 'labforge-manifest/1';
@@ -219,8 +218,7 @@ export class ChunkStore {
       waiter?.();
       waiter = undefined;
     };
-    // At least four threads even on two cores: each reads then hashes, and a thread waiting on a cold read leaves its core to another.
-    const pool = new HashPool(Math.max(4, Math.min(8, availableParallelism())));
+    const pool = sharedHashPool();
     const inflight = new Set<Promise<void>>();
     let failure: { err: unknown } | undefined;
     let done = 0;
@@ -298,7 +296,7 @@ export class ChunkStore {
       await Promise.all(inflight);
     } finally {
       await Promise.all(inflight);
-      await pool.close();
+      if (typeof source !== 'function') await pool.release([source.path]);
     }
     if (failure) throw failure.err;
     await this.flush();

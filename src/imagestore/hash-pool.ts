@@ -28,8 +28,12 @@ parentPort.on('message', (m) => {
       return;
     }
     if (m.op === 'close') {
-      for (const fd of fds.values()) closeSync(fd);
-      fds.clear();
+      // Closes the files of the given paths (all without paths); a later read opens its file again.
+      for (const [path, fd] of fds) {
+        if (m.paths && !m.paths.includes(path)) continue;
+        closeSync(fd);
+        fds.delete(path);
+      }
       parentPort.postMessage({ id: m.id });
       return;
     }
@@ -84,12 +88,16 @@ export class HashPool {
   private nextId = 0;
   private turn = 0;
 
-  constructor(size = availableParallelism()) {
+  private readonly background: boolean;
+
+  constructor(size = availableParallelism(), opts: { background?: boolean } = {}) {
+    this.background = opts.background === true;
     for (let i = 0; i < Math.max(1, size); i++) {
       const w = new Worker(WORKER, { eval: true });
       w.on('message', (reply: Reply) => {
         this.pending.get(reply.id)?.(reply);
         this.pending.delete(reply.id);
+        this.idle();
       });
       // A worker that dies fails what is waiting (ids are not per worker: fail them all) instead of hanging it.
       const fail = (err: unknown) => {
@@ -97,9 +105,13 @@ export class HashPool {
         const error = err instanceof Error ? err.message : 'hash worker exited';
         for (const [id, resolve] of this.pending) resolve({ id, error });
         this.pending.clear();
+        this.idle();
       };
       w.on('error', fail);
       w.on('exit', fail);
+      // A pool kept for the life of the process must not keep the process alive by itself. After the
+      // listeners: adding a 'message' listener to an unref'd worker refs its port again.
+      if (opts.background) w.unref();
       this.workers.push(w);
     }
   }
@@ -108,13 +120,31 @@ export class HashPool {
     return this.workers.length;
   }
 
+  /** True once a worker died: the pool cannot be used any more. */
+  get broken(): boolean {
+    return this.dead.size > 0;
+  }
+
+  /** Closes the files the workers opened for block reads of these paths (for a pool that stays). */
+  async release(paths: string[]): Promise<void> {
+    if (!paths.length || this.broken) return;
+    await Promise.all(this.workers.map((w) => this.send(w, { op: 'close', paths }, [])));
+  }
+
   private send(worker: Worker, msg: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<Reply> {
     const id = this.nextId++;
     if (this.dead.has(worker)) return Promise.resolve({ id, error: 'hash worker exited' });
     return new Promise((resolve) => {
+      // While anything is asked of a background pool, its threads keep the process alive.
+      if (this.background && this.pending.size === 0) for (const w of this.workers) w.ref();
       this.pending.set(id, resolve);
       worker.postMessage({ ...msg, id }, transfer);
     });
+  }
+
+  /** A background pool with nothing asked of it no longer keeps the process alive. */
+  private idle(): void {
+    if (this.background && this.pending.size === 0) for (const w of this.workers) w.unref();
   }
 
   private pick(lane?: number): Worker {
@@ -157,4 +187,17 @@ export class HashPool {
     for (const w of this.workers) w.removeAllListeners('exit');
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+let shared: HashPool | undefined;
+
+/**
+ * The process's hashing threads, started on first use and kept: starting threads costs about as much as
+ * hashing 64 MiB here, which a small capture or import would otherwise pay each time. At least four even
+ * on two cores: each reads then hashes, and a thread waiting on a cold read leaves its core to another.
+ * Callers share it (requests are independent); they release the files they read, never close the pool.
+ */
+export function sharedHashPool(): HashPool {
+  if (!shared || shared.broken) shared = new HashPool(Math.max(4, Math.min(8, availableParallelism())), { background: true });
+  return shared;
 }

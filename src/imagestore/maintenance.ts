@@ -3,7 +3,7 @@
 // sweep unreferenced chunks older than a grace period), and usage figures.
 import { LabforgeError } from '../errors.js';
 import { type ChunkStore, chunkKey, type Manifest, manifestDigests } from './chunk-store.js';
-import { HashPool } from './hash-pool.js';
+import { sharedHashPool } from './hash-pool.js';
 
 export interface VerifyReport {
   region: string;
@@ -51,7 +51,7 @@ export async function verifyRegion(
   const listed: string[] = [];
   for await (const b of store.driver.list('chunks/')) listed.push(b.key);
   // Reads stay several chunks ahead while worker threads hash.
-  const pool = new HashPool();
+  const pool = sharedHashPool();
   let next = 0;
   const worker = async () => {
     while (next < listed.length) {
@@ -71,11 +71,7 @@ export async function verifyRegion(
       if (report.chunksChecked % 64 === 0) opts.onProgress?.(report);
     }
   };
-  try {
-    await Promise.all(Array.from({ length: 8 }, worker));
-  } finally {
-    await pool.close();
-  }
+  await Promise.all(Array.from({ length: 8 }, worker));
   for (const digest of referenced) {
     if (present.has(digest)) continue;
     if (!report.corrupt.includes(digest)) report.missing.push(digest);

@@ -77,6 +77,14 @@ export function runBlobDriverConformance(name: string, target: ConformanceTarget
       const data = randomBytes(8 << 20);
       await d.put('big', data);
       expect(Buffer.compare((await d.get('big')) as Buffer, data)).toBe(0);
+      // A size that is no whole number of disk blocks (the last chunk of a disk may be one), batched or not.
+      const odd = randomBytes(100_001);
+      await d.put('odd', odd);
+      await d.put('chunks/0d/odd', odd.subarray(1), { batch: true });
+      await d.sync();
+      expect(Buffer.compare((await d.get('odd')) as Buffer, odd)).toBe(0);
+      expect((await d.stat('chunks/0d/odd'))?.size).toBe(100_000);
+      expect(Buffer.compare((await d.get('chunks/0d/odd')) as Buffer, odd.subarray(1))).toBe(0);
     });
 
     it('lists keys under a prefix in key order with their sizes', async () => {
