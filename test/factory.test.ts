@@ -337,7 +337,10 @@ describe('image factory (fake driver)', () => {
     const before = g.created();
     const child = spawn(process.execPath, [BIN, 'factory', 'build', '--recipes', dir], { env: { ...process.env, ...env }, stdio: 'ignore' });
     try {
-      for (let i = 0; i < 400 && ![...fakeDriver.vms.values()].some((v) => v.state === 'Running'); i++) await sleep(25);
+      const earlier = new Set(fakeDriver.vms.keys());
+      const started = () => [...fakeDriver.vms.entries()].some(([id, v]) => !earlier.has(id) && v.state === 'Running');
+      for (let i = 0; i < 1200 && !started(); i++) await sleep(25);
+      await sleep(60); // the guest's next look at the host
       expect(g.created()).toBe(before + 1);
     } finally {
       child.kill('SIGKILL');

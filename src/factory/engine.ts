@@ -226,6 +226,7 @@ export async function readState(o: Pick<FactoryOptions, 'client' | 'subscription
 
   // Bases.
   const bases = new Map<string, BaseInfo>();
+  const baseLookups = new Map<string, { def: Awaited<ReturnType<ApiClient['getImage']>> | undefined; version: ImageVersion | undefined }>();
   for (const r of inputs.recipes) {
     const ref = baseRef(sub, r.base.image);
     if (!ref) {
@@ -236,8 +237,15 @@ export async function readState(o: Pick<FactoryOptions, 'client' | 'subscription
       });
       continue;
     }
-    const def = await orUndefined(client.getImage(ref.sub, ref.rg, ref.gallery, ref.image));
-    const version = def ? await orUndefined(client.getVersion(ref.sub, ref.rg, ref.gallery, ref.image, r.base.version ?? 'latest')) : undefined;
+    // Many recipes share a base: read each (image, version) once.
+    const lookupKey = lc(`${ref.sub}/${ref.rg}/${ref.gallery}/${ref.image}/${r.base.version ?? 'latest'}`);
+    let lookup = baseLookups.get(lookupKey);
+    if (!lookup) {
+      const d = await orUndefined(client.getImage(ref.sub, ref.rg, ref.gallery, ref.image));
+      lookup = { def: d, version: d ? await orUndefined(client.getVersion(ref.sub, ref.rg, ref.gallery, ref.image, r.base.version ?? 'latest')) : undefined };
+      baseLookups.set(lookupKey, lookup);
+    }
+    const { def, version } = lookup;
     if (!def || !version) {
       problems.push({
         file: r.file,
@@ -773,8 +781,17 @@ class Runner {
   /** Waits until a version has left Creating/Updating and every target region has its replica. */
   private async waitVersion(rg: string, gallery: string, image: string, version: string, timeoutMs = 6 * 3600_000): Promise<VersionInfo> {
     const deadline = Date.now() + timeoutMs;
+    let shown = '';
     for (;;) {
-      const v = versionInfo(await this.c.getVersion(this.sub, rg, gallery, image, version, { expandReplication: true }));
+      const raw = await this.c.getVersion(this.sub, rg, gallery, image, version, { expandReplication: true });
+      const v = versionInfo(raw);
+      // Each region's own progress, in steps of 10%, for the log.
+      const progress = (raw.properties.replicationStatus?.summary ?? [])
+        .filter((x) => x.state !== 'Completed')
+        .map((x) => `${x.region} ${Math.floor((x.progress ?? 0) / 10) * 10}%`)
+        .join(', ');
+      if (progress && progress !== shown) this.o.log(`${image} ${version}: replicating to ${progress}`);
+      shown = progress;
       if (v.state === 'Failed') throw new Error(`version ${version} of ${image} failed`);
       const failed = v.targetRegions.filter((x) => !v.completed.includes(x) && !v.inProgress.includes(x));
       if (usable(v) && failed.length && !v.inProgress.length) throw new Error(`replication of ${image} ${version} to ${failed.join(', ')} failed`);
@@ -799,9 +816,10 @@ class Runner {
       const patch = await this.c.patchVersion(this.sub, rg, gallery, r.imageName, a.version as string, {
         properties: { publishingProfile: { targetRegions: [...current, ...add.map((name) => ({ name }))] } },
       });
-      await this.waitOp(patch.operationUrl, `replicating ${r.imagePath} ${a.version}`, undefined, (pct) =>
-        this.o.log(`replicate ${r.imagePath} ${a.version}: ${pct}%`),
-      );
+      // The version's replication status shows each region's progress (the operation moves a region at a time).
+      await this.waitVersion(rg, gallery, r.imageName, a.version as string);
+      await this.waitOp(patch.operationUrl, `replicating ${r.imagePath} ${a.version}`);
+      return;
     }
     await this.waitVersion(rg, gallery, r.imageName, a.version as string);
   }
@@ -935,14 +953,19 @@ export async function run(o: FactoryOptions, inputs: StateInputs, phases: Phase[
       const s = await state();
       const planned = planDistribute(s);
       const of = (k: ActionKind) => planned.filter((a) => a.kind === k);
-      const first = await execute(o, s, [of('attach'), of('replicate')]);
-      actions.push(...first);
-      // An image whose replication failed is not offered where it cannot be used.
-      const failed = new Set(first.filter((a) => a.kind === 'replicate' && a.status === 'Failed').map((a) => a.imagePath));
+      // An enable waits only for a replication to its lab account's own region; the others go alongside.
+      const home = (a: Action) => lc(s.plans.find((p) => p.label === a.lab)?.plan.location ?? '');
+      const blocking = (a: Action) => of('replicate').find((r) => r.imagePath === a.imagePath && r.regions?.includes(home(a)));
       const enable = of('enable');
-      for (const a of enable.filter((x) => failed.has(x.imagePath)))
-        actions.push({ ...a, status: 'Failed', attempts: 0, error: `not enabled: the replication of ${a.image} ${a.version} failed` });
-      actions.push(...(await execute(o, s, [enable.filter((x) => !failed.has(x.imagePath))])));
+      const first = await execute(o, s, [of('attach'), [...of('replicate'), ...enable.filter((a) => !blocking(a))]]);
+      actions.push(...first);
+      // An image is not offered where its replication failed: it could not be used there.
+      const failed = first.filter((a) => a.kind === 'replicate' && a.status === 'Failed');
+      const waiting = enable.filter((a) => blocking(a));
+      const stopped = (a: Action) => failed.find((r) => r.imagePath === a.imagePath && r.regions?.includes(home(a)));
+      for (const a of waiting.filter(stopped))
+        actions.push({ ...a, status: 'Failed', attempts: 0, error: `not enabled: the replication of ${a.image} ${a.version} to ${home(a)} failed` });
+      actions.push(...(await execute(o, s, [waiting.filter((a) => !stopped(a))])));
       warnings = s.warnings;
     }
     if (phases.includes('retire')) {
