@@ -71,9 +71,24 @@ export class ChunkStore {
     await this.driver.sync();
   }
 
+  /**
+   * SHA-256 of a chunk on the hashing threads (the main thread keeps I/O going); the bytes come back as a
+   * new view. The buffer travels to a thread and back, so it is copied first unless the caller hands it over
+   * (`consume`: a buffer this store read itself and owns whole).
+   */
+  private async digestOf(data: Uint8Array, consume = false): Promise<{ digest: string; data: Buffer }> {
+    const length = data.length;
+    const owned = consume && data.byteOffset === 0 && data.buffer.byteLength === length;
+    const own = owned ? Buffer.from(data.buffer, 0, length) : Buffer.from(data);
+    const r = await sharedHashPool().block(own, length);
+    const back = r.buf.subarray(0, length);
+    // The threads report an all-zero block as null (such blocks are never stored): hash it here.
+    return { digest: r.digest ?? sha256(back), data: back };
+  }
+
   /** Stores a chunk that arrived from elsewhere, refusing it unless its bytes hash to the expected digest. */
-  async putVerified(digest: string, data: Uint8Array): Promise<boolean> {
-    const actual = sha256(data);
+  async putVerified(digest: string, received: Uint8Array): Promise<boolean> {
+    const { digest: actual, data } = await this.digestOf(received);
     if (actual !== digest) {
       throw new LabforgeError(
         502,
@@ -99,14 +114,15 @@ export class ChunkStore {
         `Chunk ${digest} is missing from region '${this.region}'. Run \`labforge store verify --region ${this.region}\` to repair it from another region.`,
       );
     }
-    if (sha256(data) !== digest) {
+    const checked = await this.digestOf(data, true);
+    if (checked.digest !== digest) {
       throw new LabforgeError(
         500,
         'ChunkCorrupt',
         `Chunk ${digest} in region '${this.region}' is corrupt (its content no longer matches its hash). Run \`labforge store verify --region ${this.region}\` to repair it from another region.`,
       );
     }
-    return data;
+    return checked.data;
   }
 
   /**

@@ -78,6 +78,8 @@ export async function verifyRegion(
     if (await repairFrom(digest, store, others)) report.repaired.push(digest);
     else report.unrepairable.push(digest);
   }
+  // Repaired chunks keep their names through a crash from here on.
+  if (report.repaired.length) await store.flush();
   return report;
 }
 

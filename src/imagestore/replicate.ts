@@ -52,7 +52,7 @@ export async function replicateVersion(
       opts.onProgress?.(result);
     }
   };
-  await Promise.all(Array.from({ length: opts.concurrency ?? 4 }, worker));
+  await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
   opts.signal?.throwIfAborted();
   // The manifest is the commit point: only now is the replica usable.
   await target.putManifest(name, manifest);
