@@ -22,7 +22,7 @@
  * null, ...]}]}. Blocks past the end of `blocks` are zeros, so an empty disk of
  * any size has `"blocks": []`.
  *
- * Writes: blobs are written to a temporary name, fsynced, linked into place
+ * Writes: blobs are written to a temporary name (with direct I/O from 64 KiB), fsynced, linked into place
  * (never replacing an existing chunk: inserting an existing chunk is a no-op)
  * and the directory fsynced — see drivers/local.driver.ts. Reads re-hash each
  * chunk and refuse one whose content does not match its name.
