@@ -70,4 +70,17 @@ describe('configuration', () => {
     expect(() => loadConfig({ file, env: {} })).toThrow(/configured twice/);
     expect(() => loadConfig({ file: join(dir, 'missing.yaml'), env: {} })).toThrow(/does not exist/);
   });
+
+  it('forwards VM ports on loopback by default, on every interface when asked, and names the host people connect to', () => {
+    const dir = tempDir();
+    const local = loadConfig({ env: { LABFORGE_DATA_DIR: dir } }).compute;
+    expect([local.forwardAddress, local.connectHost]).toEqual(['127.0.0.1', '127.0.0.1']);
+    const open = loadConfig({ env: { LABFORGE_DATA_DIR: dir, LABFORGE_FORWARD_ADDRESS: '0.0.0.0', LABFORGE_PUBLIC_URL: 'https://labs.school.example:8443' } });
+    expect([open.compute.forwardAddress, open.compute.connectHost]).toEqual(['0.0.0.0', 'labs.school.example']);
+    const named = loadConfig({ env: { LABFORGE_DATA_DIR: dir, LABFORGE_FORWARD_ADDRESS: '0.0.0.0', LABFORGE_CONNECT_HOST: 'vm.school.example' } });
+    expect(named.compute.connectHost).toBe('vm.school.example');
+    expect(() => loadConfig({ env: { LABFORGE_DATA_DIR: dir, LABFORGE_FORWARD_ADDRESS: 'everywhere' } })).toThrow(
+      /"everywhere" is not an IPv4 address: use 127\.0\.0\.1 .* 0\.0\.0\.0 for every network interface/,
+    );
+  });
 });

@@ -35,7 +35,7 @@ describe.each(DIALECTS)('VM rules (%s)', (dialect) => {
   }
 
   beforeAll(async () => {
-    t = await startTestServer(dialect, { env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
+    t = await startTestServer(dialect, { env: { LABFORGE_COMPUTE_DRIVER: 'fake', LABFORGE_CONNECT_HOST: 'vm.school.example' } });
     rg = `/subscriptions/${t.sub}/resourceGroups/lab`;
     expect((await t.call('PUT', `${rg}?${RESOURCES}`, { location: 'site-a' })).status).toBe(201);
     expect((await t.call('PUT', `${rg}/providers/Microsoft.Compute/galleries/g?${COMPUTE}`, { location: 'site-a' })).status).toBe(201);
@@ -69,7 +69,8 @@ describe.each(DIALECTS)('VM rules (%s)', (dialect) => {
     expect((await t.call('POST', vmUrl('kim-1', 'console'), undefined, { token: other })).status).toBe(404);
     const own = await t.call('GET', vmUrl('kim-1'), undefined, { token: student });
     expect(own.body.properties).toMatchObject({ state: 'Running', owner: 'kim', provisioningState: 'Succeeded' });
-    expect(own.body.properties.connectionProfile.sshAuthority).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The address the student types: the host name the server was told people connect to.
+    expect(own.body.properties.connectionProfile.sshAuthority).toMatch(/^vm\.school\.example:\d+$/);
 
     const stop = await t.call('POST', vmUrl('kim-1', 'powerOff'), undefined, { token: student });
     expect(stop.status).toBe(202);

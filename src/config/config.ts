@@ -1,7 +1,8 @@
 // Server configuration: embedded defaults, an optional YAML/JSON file checked
 // against a schema, and environment variables that override both.
 import { existsSync, readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { isIPv4 } from 'node:net';
+import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
@@ -86,6 +87,8 @@ export const ConfigFileSchema = Type.Object(
           driver: Type.Optional(Type.String({ minLength: 1 })),
           accel: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kvm'), Type.Literal('tcg')])),
           stopTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
+          forwardAddress: Type.Optional(Type.String({ minLength: 1 })),
+          connectHost: Type.Optional(Type.String({ minLength: 1 })),
           defaultSize: Type.Optional(Type.String({ minLength: 1 })),
           sizes: Type.Optional(Type.Record(Type.String({ pattern: '^[A-Za-z0-9_.-]{1,80}$' }), VmSizeSchema)),
           builtinImages: Type.Optional(Type.Array(BuiltinImageSchema)),
@@ -155,6 +158,10 @@ export interface ComputeConfig {
   driver: string;
   accel: 'auto' | 'kvm' | 'tcg';
   stopTimeoutMs: number;
+  /** The host address VMs' SSH/RDP ports are forwarded on: 127.0.0.1 (this machine only) or 0.0.0.0 (every interface). */
+  forwardAddress: string;
+  /** The host name people connect to for those ports, as shown in connection details. */
+  connectHost: string;
   sizes: Record<string, VmSize>;
   defaultSize: string;
   builtinImages: BuiltinImage[];
@@ -302,13 +309,13 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
       pricePerGiBMonth: file.images?.pricePerGiBMonth ?? 0.05,
       gcGraceSeconds: file.images?.gcGraceSeconds ?? 3600,
     },
-    compute: computeConfig(file, dataDir, env),
+    compute: computeConfig(file, dataDir, env, env.LABFORGE_PUBLIC_URL ?? file.publicUrl),
     adminToken: env.LABFORGE_ADMIN_TOKEN,
     source,
   };
 }
 
-function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv): ComputeConfig {
+function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv, publicUrl: string | undefined): ComputeConfig {
   const c = file.compute ?? {};
   const sizes = c.sizes ?? DEFAULT_VM_SIZES;
   const defaultSize = c.defaultSize ?? (sizes.Standard_B1s ? 'Standard_B1s' : (Object.keys(sizes)[0] ?? ''));
@@ -319,6 +326,16 @@ function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv
   if (accelEnv !== undefined && !['auto', 'kvm', 'tcg'].includes(accelEnv)) {
     throw new ConfigError(`LABFORGE_ACCEL "${accelEnv}" is not valid: use auto (KVM when it works), kvm or tcg (software emulation).`);
   }
+  const forwardAddress = env.LABFORGE_FORWARD_ADDRESS ?? c.forwardAddress ?? '127.0.0.1';
+  if (!isIPv4(forwardAddress)) {
+    throw new ConfigError(
+      `compute.forwardAddress (LABFORGE_FORWARD_ADDRESS) "${forwardAddress}" is not an IPv4 address: use 127.0.0.1 to reach VMs from this machine only, 0.0.0.0 for every network interface, or one interface's address.`,
+    );
+  }
+  // What people type to reach a forwarded port: the configured name, else the address itself, else (every
+  // interface) the host of the public URL or this machine's name.
+  const wildcard = forwardAddress === '0.0.0.0';
+  const connectHost = env.LABFORGE_CONNECT_HOST ?? c.connectHost ?? (wildcard ? (publicUrl ? new URL(publicUrl).hostname : hostname()) : forwardAddress);
   // The test guest that `scripts/setup.sh` builds is the built-in image of a fresh install.
   const builtin = /^(0|off|none|false)$/i.test(env.LABFORGE_BUILTIN_IMAGES ?? '')
     ? []
@@ -334,6 +351,8 @@ function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv
     driver: env.LABFORGE_COMPUTE_DRIVER ?? c.driver ?? 'qemu',
     accel: (accelEnv as ComputeConfig['accel'] | undefined) ?? c.accel ?? 'auto',
     stopTimeoutMs: (c.stopTimeoutSeconds ?? 60) * 1000,
+    forwardAddress,
+    connectHost,
     sizes,
     defaultSize,
     builtinImages: builtin.map((b) => ({

@@ -58,7 +58,11 @@ export function createServices(config: Config, store: Store): Services {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
   });
-  const driver = createComputeDriver(config.compute.driver, { vmsDir: join(config.compute.dir, 'vms'), accel: config.compute.accel });
+  const driver = createComputeDriver(config.compute.driver, {
+    vmsDir: join(config.compute.dir, 'vms'),
+    accel: config.compute.accel,
+    forwardAddress: config.compute.forwardAddress,
+  });
   const vms = new VmService(store.db, groups, galleries, versions, regions, operations, imageStores, driver, {
     ...config.compute,
     tmpDir: join(config.dataDir, 'tmp'),

@@ -202,6 +202,11 @@ export class VmService {
     return join(this.settings.dir, 'disks', vmKey);
   }
 
+  /** The host name people connect to for VMs' forwarded SSH/RDP ports. */
+  get connectHost(): string {
+    return this.settings.connectHost;
+  }
+
   overlayPath(vmKey: string): string {
     return join(this.diskDir(vmKey), 'os.qcow2');
   }

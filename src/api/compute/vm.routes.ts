@@ -70,9 +70,9 @@ function instanceView(v: VirtualMachine) {
   };
 }
 
-export function renderVm(v: VirtualMachine) {
+export function renderVm(v: VirtualMachine, connectHost = '127.0.0.1') {
   const exact = v.exactVersion.split('/').pop();
-  const authority = v.hostPort ? `127.0.0.1:${v.hostPort}` : undefined;
+  const authority = v.hostPort ? `${connectHost}:${v.hostPort}` : undefined;
   return {
     id: vmArmId(v),
     name: v.name,
@@ -149,7 +149,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
       async (req) => {
         const pq = pageQuery(req, pageSize);
         const rows = await s.vms.list(req.principal, req.params.sub, undefined, pq.after, pq.limit + 1);
-        return page(req, publicUrl, rows, pq, vmKeyOf, renderVm);
+        return page(req, publicUrl, rows, pq, vmKeyOf, (v) => renderVm(v, s.vms.connectHost));
       },
     );
     app.get(
@@ -161,7 +161,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
       async (req) => {
         const pq = pageQuery(req, pageSize);
         const rows = await s.vms.list(req.principal, req.params.sub, req.params.rg, pq.after, pq.limit + 1);
-        return page(req, publicUrl, rows, pq, vmKeyOf, renderVm);
+        return page(req, publicUrl, rows, pq, vmKeyOf, (v) => renderVm(v, s.vms.connectHost));
       },
     );
     app.get(
@@ -170,7 +170,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
       async (req, reply) => {
         const v = await s.vms.get(req.principal, req.params.sub, req.params.rg, req.params.vm);
         reply.header('ETag', v.etag);
-        return renderVm(v);
+        return renderVm(v, s.vms.connectHost);
       },
     );
     app.get(
@@ -225,7 +225,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
           );
           if (operation) lroHeaders(reply, req, publicUrl, operation);
           reply.header('ETag', v.etag).status(created ? 201 : 200);
-          return renderVm(v);
+          return renderVm(v, s.vms.connectHost);
         },
       });
     }

@@ -113,8 +113,8 @@ export function renderLab(l: Lab, p: Principal) {
   };
 }
 
-export function renderLabVm(v: LabVm, exportStatus?: unknown) {
-  const authority = v.hostPort ? `127.0.0.1:${v.hostPort}` : undefined;
+export function renderLabVm(v: LabVm, exportStatus?: unknown, connectHost = '127.0.0.1') {
+  const authority = v.hostPort ? `${connectHost}:${v.hostPort}` : undefined;
   return {
     id: `${labArmId({ subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.labName })}/virtualMachines/${v.vmName}`,
     name: v.vmName,
@@ -427,13 +427,13 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
       async (req) => {
         const vms = await s.labs.listVms(req.principal, req.params.sub, req.params.rg, req.params.lab);
         const value = [];
-        for (const v of vms) value.push(renderLabVm(v, await exportStatusOf(v)));
+        for (const v of vms) value.push(renderLabVm(v, await exportStatusOf(v), s.vms.connectHost));
         return { value };
       },
     );
     app.get(`${RG}/labs/:lab/virtualMachines/:vm`, { config: READ, schema: { tags: ['labs'], summary: 'One lab VM', params: LabVmParams } }, async (req) => {
       const v = await s.labs.getVm(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
-      return renderLabVm(v, await exportStatusOf(v));
+      return renderLabVm(v, await exportStatusOf(v), s.vms.connectHost);
     });
     const action = (a: 'start' | 'stop' | 'reimage' | 'redeploy') => async (req: Req, reply: FastifyReply) => {
       const op = await s.labs.vmAction(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm, a);

@@ -1,6 +1,6 @@
 // The QEMU command line of a VM: q35 machine, BIOS (Hyper-V generation V1) or
 // UEFI/OVMF (V2), virtio disks, NIC and random-number device, user-mode
-// networking with one forwarded port on loopback, a serial log, a QMP socket
+// networking with one forwarded port (on loopback unless configured), a serial log, a QMP socket
 // and a VNC display on a unix socket. QEMU daemonizes, so VMs outlive the server.
 import type { VmSpec } from '../compute-driver.js';
 
@@ -17,7 +17,7 @@ export interface VmPaths {
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 
-export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', hostPort: number | undefined): string[] {
+export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', hostPort: number | undefined, forwardAddress = '127.0.0.1'): string[] {
   const args = [
     '-name',
     `labforge-${spec.id},process=labforge-${spec.id}`,
@@ -65,7 +65,7 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', hos
   if (spec.seed) {
     args.push('-drive', `file=${spec.seed.path},format=${spec.seed.format},if=none,id=seed,readonly=on`, '-device', 'virtio-blk-pci,drive=seed');
   }
-  const fwd = spec.forward && hostPort ? `,hostfwd=tcp:127.0.0.1:${hostPort}-:${spec.forward.guestPort}` : '';
+  const fwd = spec.forward && hostPort ? `,hostfwd=tcp:${forwardAddress}:${hostPort}-:${spec.forward.guestPort}` : '';
   args.push('-netdev', `user,id=net0${fwd}`, '-device', 'virtio-net-pci,netdev=net0');
   return args;
 }

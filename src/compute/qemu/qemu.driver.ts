@@ -21,11 +21,11 @@ interface Stored {
   hostPort?: number;
 }
 
-async function freePort(): Promise<number> {
+async function freePort(address: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
+    s.listen(0, address, () => {
       const addr = s.address();
       s.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
     });
@@ -39,7 +39,7 @@ export class QemuDriver implements ComputeDriver {
 
   constructor(
     readonly vmsDir: string,
-    private readonly opts: { qemu?: string; accel?: 'kvm' | 'tcg' | 'auto' } = {},
+    private readonly opts: { qemu?: string; accel?: 'kvm' | 'tcg' | 'auto'; forwardAddress?: string } = {},
   ) {}
 
   private paths(id: string): VmPaths {
@@ -148,11 +148,13 @@ export class QemuDriver implements ComputeDriver {
     this.busy.set(id, 'Starting');
     try {
       const accel = await this.probeAccel();
-      const hostPort = stored.spec.forward ? stored.spec.forward.hostPort || stored.hostPort || (await freePort()) : undefined;
+      const hostPort = stored.spec.forward
+        ? stored.spec.forward.hostPort || stored.hostPort || (await freePort(this.opts.forwardAddress ?? '127.0.0.1'))
+        : undefined;
       await writeFile(join(p.dir, 'vm.json'), JSON.stringify({ ...stored, hostPort } satisfies Stored));
       await rm(p.qmpSocket, { force: true });
       try {
-        await run(this.opts.qemu ?? 'qemu-system-x86_64', qemuArgs(stored.spec, p, accel, hostPort), { timeout: 60_000 });
+        await run(this.opts.qemu ?? 'qemu-system-x86_64', qemuArgs(stored.spec, p, accel, hostPort, this.opts.forwardAddress), { timeout: 60_000 });
       } catch (err) {
         const stderr = String((err as { stderr?: string }).stderr ?? (err as Error).message).trim();
         throw new LabforgeError(500, 'VmStartFailed', `QEMU could not start VM ${id}: ${stderr.split('\n').slice(-3).join(' ')}`);
@@ -307,5 +309,8 @@ export class QemuDriver implements ComputeDriver {
 registerComputeDriver('qemu', (options) => {
   if (typeof options.vmsDir !== 'string')
     throw new LabforgeError(500, 'InvalidComputeDriverOptions', 'The qemu compute driver needs options.vmsDir, the folder for VM state.');
-  return new QemuDriver(options.vmsDir, { accel: options.accel as 'kvm' | 'tcg' | 'auto' | undefined });
+  return new QemuDriver(options.vmsDir, {
+    accel: options.accel as 'kvm' | 'tcg' | 'auto' | undefined,
+    ...(typeof options.forwardAddress === 'string' ? { forwardAddress: options.forwardAddress } : {}),
+  });
 });
