@@ -375,7 +375,7 @@ describe('image factory (fake driver)', () => {
     const cli = (args: string[]) => runCli(args, { env, timeoutMs: 60_000 });
     const p = await cli(['factory', 'plan', '--recipes', dir]);
     expect(p.code, p.stderr).toBe(0);
-    expect(p.stdout).toMatch(/^Build\n {2}\+ build Cli\/Box as Cli-Box 1\.0\.0 in site-a \(1 GB\): first build; about 60 min\n/m);
+    expect(p.stdout).toMatch(/^Build\n {2}\+ build Cli\/Box as Cli-Box 1\.0\.0 in site-a \(1 GB\): first build; up to 60 min \(its timeout\)\n/m);
     expect(p.stdout).toMatch(/Would do: 1 build\./);
 
     const labsFile = join(dir, '..', 'cli-labs.json');

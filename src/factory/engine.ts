@@ -52,6 +52,8 @@ export interface Action {
   sizeGB?: number;
   /** For builds: how long the last build took, or the recipe's timeout when there is none. */
   estimateSeconds?: number;
+  /** Where the estimate comes from: the image's last build, or (none yet) the recipe's timeout, an upper bound. */
+  estimateFrom?: 'last build' | 'timeout';
   usedBy?: string[];
 }
 
@@ -440,7 +442,9 @@ export function planBuild(s: FactoryState, o: Pick<FactoryOptions, 'force'>, sim
       reason,
       regions: recipeRegions(s, r),
       sizeGB: base.sizeGB,
-      estimateSeconds: Number.isFinite(seconds) && seconds > 0 ? seconds : r.timeoutMinutes * 60,
+      ...(Number.isFinite(seconds) && seconds > 0
+        ? { estimateSeconds: seconds, estimateFrom: 'last build' as const }
+        : { estimateSeconds: r.timeoutMinutes * 60, estimateFrom: 'timeout' as const }),
     });
     if (simulate) {
       const g = s.galleries.get(galleryKey(r)) as GalleryInfo;
@@ -1001,7 +1005,7 @@ export function describeAction(a: Action): string {
     case 'create-gallery':
       return `create gallery ${a.gallery}`;
     case 'build':
-      return `build ${a.imagePath} as ${a.image} ${a.version} in ${a.regions?.join(', ')}${gb(a.sizeGB)}: ${a.reason}; about ${mins(a.estimateSeconds ?? 0)}`;
+      return `build ${a.imagePath} as ${a.image} ${a.version} in ${a.regions?.join(', ')}${gb(a.sizeGB)}: ${a.reason}; ${a.estimateFrom === 'timeout' ? `up to ${mins(a.estimateSeconds ?? 0)} (its timeout)` : `about ${mins(a.estimateSeconds ?? 0)} (its last build)`}`;
     case 'skip':
       return `skip ${a.imagePath}: ${a.reason}`;
     case 'cleanup':

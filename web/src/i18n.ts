@@ -13,7 +13,7 @@ export const LANGUAGES = [
 
 const en = {
   app: { name: 'labforge', language: 'Language', signOut: 'Sign out', skip: 'Skip to content' },
-  nav: { myVms: 'My VMs', labs: 'Labs', gallery: 'Gallery', operations: 'Operations' },
+  nav: { label: 'main', myVms: 'My VMs', labs: 'Labs', gallery: 'Gallery', operations: 'Operations' },
   signIn: {
     title: 'Sign in',
     email: 'Email',
@@ -128,6 +128,7 @@ const en = {
     resource: 'Resource',
     status: 'Status',
     started: 'Started',
+    statuses: { InProgress: 'InProgress', Succeeded: 'Succeeded', Failed: 'Failed', Canceled: 'Canceled' },
   },
   console: {
     open: 'Console',
@@ -148,6 +149,8 @@ const en = {
     capacity: 'Student VMs',
     apply: 'Apply',
     empty: 'No students yet. Add them by email; a published lab gives each a VM.',
+    registrationStates: { NotRegistered: 'NotRegistered', Registered: 'Registered' },
+    invitationStates: { NotSent: 'NotSent', Sending: 'Sending', Sent: 'Sent', Failed: 'Failed' },
   },
   galleryPage: {
     images: 'Image definitions',
@@ -165,6 +168,16 @@ const en = {
     inUse: 'Version {{version}} cannot be deleted while it is in use: {{users}}. Delete those first.',
     noImages: 'This gallery has no image definitions yet.',
     noVersions: 'No versions yet. Upload a disk or export a lab template.',
+    provisioningStates: {
+      Creating: 'Creating',
+      Updating: 'Updating',
+      Deleting: 'Deleting',
+      Migrating: 'Migrating',
+      Succeeded: 'Succeeded',
+      Failed: 'Failed',
+      Canceled: 'Canceled',
+    },
+    replicationStates: { Unknown: 'Unknown', Replicating: 'Replicating', Completed: 'Completed', Failed: 'Failed' },
   },
   upload: {
     title: 'Upload a disk',
@@ -196,6 +209,9 @@ const en = {
     subject: 'Subject',
     revoke: 'Revoke',
     revoked: 'Token {{name}} is revoked.',
+    roles: { admin: 'admin', creator: 'creator', user: 'user' },
+    accountStates: { Active: 'Active', Invited: 'Invited', NoPassword: 'NoPassword' },
+    tokenStates: { Active: 'Active', Expired: 'Expired', Revoked: 'Revoked' },
   },
   labs: {
     title: 'Labs',
@@ -204,20 +220,32 @@ const en = {
     state: 'State',
     image: 'Image',
     seats: 'Seats',
+    states: { Draft: 'Draft', Publishing: 'Publishing', Scaling: 'Scaling', Syncing: 'Syncing', Published: 'Published' },
   },
   gallery: { title: 'Gallery', empty: 'No galleries yet. An admin creates one.', name: 'Name', region: 'Region' },
+  osStates: { Specialized: 'Specialized', Generalized: 'Generalized' },
+  units: { gb: '{{n}} GB', gib: '{{n}} GiB', mib: '{{n}} MiB' },
   ops: { done: '{{what}} finished', failed: '{{what}} failed: {{error}}' },
-  errors: { generic: 'Something went wrong: {{message}}' },
+  errors: {
+    generic: 'Something went wrong: {{message}}',
+    noSubscription: 'This server lists no subscription for you.',
+    noOperation: 'The server did not return an operation to follow.',
+    stillRunning: 'The operation is still running; see the operations page.',
+  },
 };
 
-// The admin pages and the operations feed are in English for now (the other languages fall back to it).
-// Plural forms differ by language (Korean and Chinese have one, Russian three): each gives the forms it uses.
-type Messages = Omit<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload' | 'people' | 'lab'> &
-  Partial<Pick<typeof en, 'accounts' | 'operations' | 'galleryPage' | 'upload' | 'people'>> & {
-    lab: Omit<typeof en.lab, 'published_one'> & Record<string, string>;
-  };
+// Every other language has every key the English one has (a missing or a stray key fails the type check).
+// Plural forms differ by language: a plural key (i18next suffixes, …_one, …_other) comes in the forms its
+// language uses — Korean and Chinese only _other, Russian _one, _few, _many and _other.
+type PluralCategory = 'zero' | 'one' | 'two' | 'few' | 'many' | 'other';
+type Translation<T, Forms extends PluralCategory> = {
+  [K in keyof T as K extends `${string}_${PluralCategory}` ? never : K]: T[K] extends string ? string : Translation<T[K], Forms>;
+} & {
+  [K in keyof T as K extends `${infer Base}_${PluralCategory}` ? `${Base}_${Forms}` : never]: string;
+};
+type Messages<Forms extends PluralCategory> = Translation<typeof en, Forms>;
 
-const ko: Messages = {
+const ko: Messages<'other'> = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },
   nav: { myVms: '내 VM', labs: '랩', gallery: '갤러리', operations: '작업' },
   signIn: {
@@ -333,7 +361,7 @@ const ko: Messages = {
   errors: { generic: '문제가 발생했습니다: {{message}}' },
 };
 
-const zhTW: Messages = {
+const zhTW: Messages<'other'> = {
   app: { name: 'labforge', language: '語言', signOut: '登出', skip: '跳至內容' },
   nav: { myVms: '我的虛擬機器', labs: '實驗室', gallery: '資源庫', operations: '作業' },
   signIn: {
@@ -449,7 +477,7 @@ const zhTW: Messages = {
   errors: { generic: '發生錯誤：{{message}}' },
 };
 
-const ru: Messages = {
+const ru: Messages<'one' | 'few' | 'many' | 'other'> = {
   app: { name: 'labforge', language: 'Язык', signOut: 'Выйти', skip: 'Перейти к содержимому' },
   nav: { myVms: 'Мои ВМ', labs: 'Лаборатории', gallery: 'Коллекция', operations: 'Операции' },
   signIn: {
