@@ -9,6 +9,7 @@ import { constants, promises as fs } from 'node:fs';
 import { dirname, join, relative, sep } from 'node:path';
 import { LabforgeError } from '../../errors.js';
 import { type BlobDriver, type BlobInfo, checkKey, type PutOptions, registerBlobDriver } from '../blob-driver.js';
+import { DIRECT_ALIGN, DirectWrites } from '../direct-io.js';
 
 const TMP_PREFIX = '.tmp-';
 
@@ -25,39 +26,12 @@ const isNotFound = (err: unknown) => (err as NodeJS.ErrnoException).code === 'EN
 
 /** Blobs from this size on are written with direct I/O. */
 const DIRECT_MIN = 64 << 10;
-/** Direct writes are whole 4 KiB blocks (the file is then cut to its length). */
-const DIRECT_ALIGN = 4096;
-const DIRECT_SCRATCH = 1 << 20;
-const DIRECT_SLOTS = 8;
-
-/**
- * A buffer whose memory address direct I/O accepts. JavaScript cannot ask for an aligned allocation or read
- * an address, so a slightly larger buffer is allocated and the offsets into it are tried with a one-block
- * direct write to the (empty, temporary) file `h`: the device refuses a misaligned address with EINVAL.
- */
-async function alignedBuffer(h: import('node:fs/promises').FileHandle, size: number): Promise<Buffer | undefined> {
-  const raw = new ArrayBuffer(size + DIRECT_ALIGN);
-  for (let offset = 0; offset < DIRECT_ALIGN; offset += 16) {
-    const view = Buffer.from(raw, offset, size);
-    try {
-      await h.write(view, 0, DIRECT_ALIGN, 0);
-      return view;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-    }
-  }
-  return undefined;
-}
 
 export class LocalBlobDriver implements BlobDriver {
   readonly kind = 'local';
   private readonly madeDirs = new Set<string>();
-  /** Whether direct I/O works here: unknown until the first large write. */
-  private direct: boolean | undefined;
-  /** Aligned buffers for direct writes, reused. */
-  private readonly scratch: Buffer[] = [];
-  private directBusy = 0;
-  private readonly directWaiters: (() => void)[] = [];
+  /** Large blobs go with direct I/O where the filesystem takes it. */
+  private readonly direct = new DirectWrites();
   /** Directories with entries created by batched puts and not yet fsynced. */
   private readonly unsyncedDirs = new Set<string>();
   /** Directories created by batched puts whose own entries wait for sync(). */
@@ -140,47 +114,19 @@ export class LocalBlobDriver implements BlobDriver {
    * take direct I/O (tmpfs) or the blob is small; the caller then writes it the ordinary way.
    */
   private async writeDirect(tmp: string, data: Uint8Array): Promise<boolean> {
-    if (this.direct === false || data.length < DIRECT_MIN || process.env.LABFORGE_DIRECT_IO === '0') return false;
-    let h: import('node:fs/promises').FileHandle;
+    if (data.length < DIRECT_MIN) return false;
+    const h = await this.direct.create(tmp, dirname(tmp));
+    if (!h) return false;
     try {
-      h = await fs.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_DIRECT, 0o644);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err;
-      this.direct = false;
-      return false;
-    }
-    const padded = Math.ceil(data.length / DIRECT_ALIGN) * DIRECT_ALIGN;
-    let buf: Buffer | undefined;
-    // At most DIRECT_SLOTS direct writes at once (libuv runs four at a time anyway), each with a kept buffer.
-    while (this.directBusy >= DIRECT_SLOTS) await new Promise<void>((resolve) => this.directWaiters.push(resolve));
-    this.directBusy++;
-    try {
-      buf = this.scratch.find((b) => b.length >= padded);
-      if (buf) this.scratch.splice(this.scratch.indexOf(buf), 1);
-      else buf = await alignedBuffer(h, Math.max(padded, DIRECT_SCRATCH));
-      if (!buf) {
-        // No buffer address the device accepts: this filesystem is written the ordinary way from now on.
-        this.direct = false;
-        await h.close();
-        await fs.rm(tmp, { force: true });
-        return false;
-      }
-      buf.set(data);
-      buf.fill(0, data.length, padded);
-      const { bytesWritten } = await h.write(buf, 0, padded, 0);
-      if (bytesWritten !== padded) throw new Error(`short direct write to ${tmp}: ${bytesWritten} of ${padded} bytes`);
-      if (padded !== data.length) await h.truncate(data.length);
+      await this.direct.write(h, data, 0, dirname(tmp));
+      if (data.length % DIRECT_ALIGN) await h.truncate(data.length);
       await h.datasync();
-      this.direct = true;
       return true;
     } catch (err) {
       await fs.rm(tmp, { force: true });
       throw err;
     } finally {
-      if (buf && buf.length <= 4 * DIRECT_SCRATCH && this.scratch.length < DIRECT_SLOTS) this.scratch.push(buf);
-      await h.close().catch(() => undefined);
-      this.directBusy--;
-      this.directWaiters.shift()?.();
+      await h.close();
     }
   }
 
