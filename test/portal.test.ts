@@ -250,12 +250,34 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     expect(await page.getByTestId('reasons-linux').textContent()).toBe('—');
     const sw = page.getByLabel('Offered to creators: linux');
     expect(await sw.isChecked()).toBe(true);
-    await sw.uncheck();
+    // The switch follows the server's answer: click it, then wait for the state to settle.
+    await sw.click();
+    await expect.poll(() => sw.isChecked()).toBe(false);
     await expect.poll(() => page.getByTestId('reasons-linux').textContent()).toBe('disabled');
     await shot(page, 'lab-accounts');
     await page.getByRole('link', { name: 'Operations' }).click();
     await page.getByRole('heading', { name: 'Operations' }).waitFor();
     await page.getByRole('cell', { name: 'labs.lab.publish' }).first().waitFor();
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('renders the admin pages in Korean for a Korean browser', async () => {
+    const { page, errors } = await browser('ko-KR');
+    await page.goto(t.server.url);
+    await page.getByText('또는 API 토큰으로 로그인').click();
+    await page.getByLabel('API 토큰').fill(t.adminToken);
+    await page.getByRole('button', { name: '토큰 사용' }).click();
+    await page.getByRole('link', { name: '랩 계정' }).click();
+    await page.getByRole('heading', { name: '랩 계정' }).waitFor();
+    const card = page.getByRole('article', { name: /^p/ });
+    for (const name of ['연결', '분리']) await card.getByRole('button', { name, exact: true }).waitFor();
+    for (const name of ['이미지', '랩 작성자에게 제공', '숨겨진 이유']) await card.getByRole('columnheader', { name, exact: true }).waitFor();
+    await page.getByRole('link', { name: '갤러리' }).click();
+    await page.getByText('디스크 업로드').waitFor();
+    await page.getByText('course — Linux, 특수화됨').click();
+    const versions = page.locator('details', { hasText: 'course — Linux, 특수화됨' });
+    for (const name of ['버전', '지역', '크기', '최신 버전으로 사용']) await versions.getByRole('columnheader', { name, exact: true }).waitFor();
+    expect(await versions.getByRole('row', { name: /^1\.0\.0/ }).textContent()).toMatch(/site-a: 완료됨/);
     expect(errors).toEqual([]);
   }, 60_000);
 

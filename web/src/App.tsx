@@ -42,7 +42,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
       </a>
       <header className="top">
         <span className="brand">{t('app.name')}</span>
-        <nav aria-label="main">
+        <nav aria-label={t('nav.label')}>
           <NavLink to="/my-vms">{t('nav.myVms')}</NavLink>
           {staff && <NavLink to="/labs">{t('nav.labs')}</NavLink>}
           {staff && <NavLink to="/gallery">{t('nav.gallery')}</NavLink>}

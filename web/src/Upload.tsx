@@ -110,8 +110,8 @@ export function UploadForm({ gallery, images }: { gallery: Gallery; images: Imag
             <label>
               {t('upload.osState')}
               <select value={osState} onChange={(e) => setOsState(e.target.value)}>
-                <option>Specialized</option>
-                <option>Generalized</option>
+                <option value="Specialized">{t('osStates.Specialized')}</option>
+                <option value="Generalized">{t('osStates.Generalized')}</option>
               </select>
             </label>
           </>

@@ -3,6 +3,7 @@
 // exceptions with the server's message, and operations polled to the end.
 // The shapes are the ones the command-line client uses.
 import type { Lab, LabVm, Operation, SessionInfo } from '../../src/client/api-client.js';
+import i18n from './i18n.js';
 
 export type { Lab, LabVm, Operation };
 
@@ -69,7 +70,7 @@ export async function signOut(): Promise<void> {
 export async function subscription(): Promise<string> {
   const r = await call<{ value: { subscriptionId: string }[] }>('GET', '/subscriptions', VERSIONS.subscriptions);
   const sub = r.body.value[0]?.subscriptionId;
-  if (!sub) throw new ApiError(404, 'NoSubscription', 'This server lists no subscription for you.');
+  if (!sub) throw new ApiError(404, 'NoSubscription', i18n.t('errors.noSubscription'));
   return sub;
 }
 
@@ -94,13 +95,13 @@ export async function myVms(sub: string): Promise<MyVm[]> {
 export async function runOperation(method: string, path: string, apiVersion: string, body?: unknown): Promise<Operation> {
   const r = await call('POST' === method ? 'POST' : method, path, apiVersion, body);
   const url = r.headers.get('azure-asyncoperation');
-  if (!url) throw new ApiError(500, 'NoOperation', 'The server did not return an operation to follow.');
+  if (!url) throw new ApiError(500, 'NoOperation', i18n.t('errors.noOperation'));
   const u = new URL(url, location.origin);
   const deadline = Date.now() + 15 * 60_000;
   for (;;) {
     const op = (await call<Operation>('GET', `${u.pathname}`, VERSIONS.labforge)).body;
     if (op.status !== 'InProgress') return op;
-    if (Date.now() > deadline) throw new ApiError(504, 'StillRunning', 'The operation is still running; see the operations page.');
+    if (Date.now() > deadline) throw new ApiError(504, 'StillRunning', i18n.t('errors.stillRunning'));
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
@@ -131,7 +132,7 @@ export async function follow(operationUrl: string, onProgress: (percent: number)
     const op = (await call<Operation>('GET', u.pathname, VERSIONS.labforge)).body;
     onProgress(op.percentComplete ?? 0);
     if (op.status !== 'InProgress') return op;
-    if (i > 3600) throw new ApiError(504, 'StillRunning', 'The operation is still running; see the operations page.');
+    if (i > 3600) throw new ApiError(504, 'StillRunning', i18n.t('errors.stillRunning'));
     await new Promise((res) => setTimeout(res, 1000));
   }
 }
@@ -174,7 +175,7 @@ export const setPlanGallery = async (planId: string, galleryId: string | null) =
 export async function createLab(labId: string, body: unknown, onProgress: (percent: number) => void): Promise<Operation> {
   const r = await call<Lab>('PUT', labId, VERSIONS.labServices, body);
   const url = r.headers.get('azure-asyncoperation');
-  if (!url) throw new ApiError(500, 'NoOperation', 'The server did not return an operation to follow.');
+  if (!url) throw new ApiError(500, 'NoOperation', i18n.t('errors.noOperation'));
   return follow(url, onProgress);
 }
 

@@ -4,6 +4,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { type LabPlan, listGalleries, listLabPlans, type PlanImage, planImages, setImageEnabled, setPlanGallery, subscription } from '../api.js';
+import { named } from '../i18n.js';
 import { toast } from '../Toasts.js';
 
 export function AccountsPage() {
@@ -89,7 +90,7 @@ function PlanCard({ plan, sub }: { plan: LabPlan; sub: string }) {
           {images.data?.map((i) => (
             <tr key={i.id}>
               <td>
-                {i.name} {i.properties.version} ({i.properties.osState}, {i.properties.osDiskSizeGB ?? '?'} GB)
+                {i.name} {i.properties.version} ({named(t, 'osStates', i.properties.osState)}, {t('units.gb', { n: i.properties.osDiskSizeGB ?? '?' })})
               </td>
               <td>
                 <label className="inline">

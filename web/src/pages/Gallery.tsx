@@ -3,6 +3,7 @@
 // cost (admins), "latest" switch, and delete with a confirmation (the server
 // refuses a version VMs still use, naming them).
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
+import type { TFunction } from 'i18next';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import {
@@ -19,10 +20,11 @@ import {
   type Version,
   whoami,
 } from '../api.js';
+import { named } from '../i18n.js';
 import { toast } from '../Toasts.js';
 import { UploadForm } from '../Upload.js';
 
-const mib = (n: number) => (n >= 2 ** 30 ? `${(n / 2 ** 30).toFixed(2)} GiB` : `${(n / 2 ** 20).toFixed(1)} MiB`);
+const mib = (t: TFunction, n: number) => (n >= 2 ** 30 ? t('units.gib', { n: (n / 2 ** 30).toFixed(2) }) : t('units.mib', { n: (n / 2 ** 20).toFixed(1) }));
 
 export function GalleryPage() {
   const { t } = useTranslation();
@@ -94,7 +96,7 @@ function ImageVersions({ gallery, image, usage: rows }: { gallery: Gallery; imag
   return (
     <details onToggle={(e) => setOpen((e.target as HTMLDetailsElement).open)}>
       <summary>
-        {image.name} — {image.properties.osType}, {image.properties.osState}
+        {image.name} — {image.properties.osType}, {named(t, 'osStates', image.properties.osState)}
       </summary>
       {versions.data?.length === 0 && <p className="empty">{t('galleryPage.noVersions')}</p>}
       {Boolean(versions.data?.length) && (
@@ -116,17 +118,19 @@ function ImageVersions({ gallery, image, usage: rows }: { gallery: Gallery; imag
               return (
                 <tr key={v.id}>
                   <td>
-                    {v.name} {v.properties.provisioningState !== 'Succeeded' ? `(${v.properties.provisioningState})` : ''}
+                    {v.name}{' '}
+                    {v.properties.provisioningState !== 'Succeeded' ? `(${named(t, 'galleryPage.provisioningStates', v.properties.provisioningState)})` : ''}
                   </td>
                   <td>
                     {v.properties.replicationStatus?.summary.map((r) => (
                       <div key={r.region}>
-                        {r.region}: {r.state} {r.state === 'Replicating' && <progress max={100} value={r.progress} aria-label={`${r.region} ${r.progress}%`} />}
+                        {r.region}: {named(t, 'galleryPage.replicationStates', r.state)}{' '}
+                        {r.state === 'Replicating' && <progress max={100} value={r.progress} aria-label={`${r.region} ${r.progress}%`} />}
                       </div>
                     ))}
                   </td>
-                  <td>{v.properties.storageProfile.osDiskImage?.sizeInGB ?? '?'} GB</td>
-                  {rows && <td>{u.map((r) => `${r.region}: ${mib(r.storedBytes)} / ${mib(r.uniqueBytes)}`).join(', ') || '—'}</td>}
+                  <td>{t('units.gb', { n: v.properties.storageProfile.osDiskImage?.sizeInGB ?? '?' })}</td>
+                  {rows && <td>{u.map((r) => `${r.region}: ${mib(t, r.storedBytes)} / ${mib(t, r.uniqueBytes)}`).join(', ') || '—'}</td>}
                   {rows && <td>{u.reduce((n, r) => n + r.monthlyCost, 0).toFixed(2)}</td>}
                   <td>
                     <input

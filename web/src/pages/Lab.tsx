@@ -22,6 +22,7 @@ import {
 } from '../api.js';
 import { ConsoleDialog } from '../Console.js';
 import { useDialogFocus } from '../dialog.js';
+import { named } from '../i18n.js';
 import { toast } from '../Toasts.js';
 
 // The screen (noVNC) is loaded when first opened: it is most of the portal's code.
@@ -56,7 +57,7 @@ export function LabPage() {
       </p>
       <h1 id="lab-title">{l.properties.title ?? l.name}</h1>
       <p>
-        {l.properties.state} · {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()}{' '}
+        {named(t, 'labs.states', l.properties.state)} · {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()}{' '}
         {l.properties.virtualMachineProfile.imageReference.exactVersion}
       </p>
       <h2>{t('lab.template')}</h2>
@@ -161,7 +162,8 @@ function Students({ lab }: { lab: Lab }) {
       <ul>
         {users.data?.map((u) => (
           <li key={u.id}>
-            {u.properties.email} — {u.properties.registrationState} / {u.properties.invitationState}{' '}
+            {u.properties.email} — {named(t, 'students.registrationStates', u.properties.registrationState)} /{' '}
+            {named(t, 'students.invitationStates', u.properties.invitationState)}{' '}
             <button type="button" onClick={() => invite.mutate(u.id)}>
               {t('students.invite')}
             </button>

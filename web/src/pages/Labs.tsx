@@ -2,6 +2,7 @@ import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
 import { listLabs, subscription } from '../api.js';
+import { named } from '../i18n.js';
 
 export function LabsPage() {
   const { t } = useTranslation();
@@ -31,7 +32,7 @@ export function LabsPage() {
                 <td>
                   <Link to={`/labs/${l.id.split('/')[4]}/${l.name}`}>{l.properties.title ?? l.name}</Link>
                 </td>
-                <td>{l.properties.state}</td>
+                <td>{named(t, 'labs.states', l.properties.state)}</td>
                 <td>
                   {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()} {l.properties.virtualMachineProfile.imageReference.exactVersion}
                 </td>

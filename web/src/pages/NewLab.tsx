@@ -7,6 +7,7 @@ import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useNavigate } from 'react-router';
 import { ApiError, call, createLab, listLabPlans, listResourceGroups, type PlanImage, planImages, subscription, VERSIONS } from '../api.js';
+import { named } from '../i18n.js';
 
 const WEEK = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
 
@@ -129,7 +130,8 @@ export function NewLabPage() {
               {offered.map((i) => (
                 <label key={i.id} className="inline">
                   <input type="radio" name="image" checked={image?.id === i.id} onChange={() => setImageId(i.id)} />
-                  {i.name} {i.properties.version} — {i.properties.osType}, {i.properties.osState}, {i.properties.osDiskSizeGB} GB
+                  {i.name} {i.properties.version} — {i.properties.osType}, {named(t, 'osStates', i.properties.osState)},{' '}
+                  {t('units.gb', { n: i.properties.osDiskSizeGB ?? '' })}
                 </label>
               ))}
             </fieldset>

@@ -3,9 +3,10 @@
 import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { listOperations, subscription } from '../api.js';
+import { dateTime, named } from '../i18n.js';
 
 export function OperationsPage() {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
   const ops = useQuery({
     queryKey: ['operations', sub.data],
@@ -33,10 +34,14 @@ export function OperationsPage() {
                 <td>{o.properties.kind}</td>
                 <td>{o.properties.resourceId.split('/').slice(-3).join('/')}</td>
                 <td>
-                  {o.status === 'InProgress' ? <progress max={100} value={o.percentComplete ?? 0} aria-label={`${o.percentComplete ?? 0}%`} /> : o.status}{' '}
+                  {o.status === 'InProgress' ? (
+                    <progress max={100} value={o.percentComplete ?? 0} aria-label={`${o.percentComplete ?? 0}%`} />
+                  ) : (
+                    named(t, 'operations.statuses', o.status)
+                  )}{' '}
                   {o.error ? <span className="error">{o.error.message}</span> : o.properties.statusMessage !== o.status ? o.properties.statusMessage : ''}
                 </td>
-                <td>{o.startTime ? new Date(o.startTime).toLocaleString() : ''}</td>
+                <td>{o.startTime ? dateTime(o.startTime, i18n.language) : ''}</td>
               </tr>
             ))}
           </tbody>

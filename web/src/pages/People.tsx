@@ -4,10 +4,13 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { createPerson, listPeople, listTokens, revokeToken } from '../api.js';
+import { dateTime, named } from '../i18n.js';
 import { toast } from '../Toasts.js';
 
+const ROLES = ['admin', 'creator', 'user'] as const;
+
 export function PeoplePage() {
-  const { t } = useTranslation();
+  const { t, i18n } = useTranslation();
   const queries = useQueryClient();
   const people = useQuery({ queryKey: ['people'], queryFn: listPeople });
   const tokens = useQuery({ queryKey: ['tokens'], queryFn: listTokens });
@@ -45,9 +48,11 @@ export function PeoplePage() {
         <label className="inline">
           {t('people.role')}
           <select value={role} onChange={(e) => setRole(e.target.value)}>
-            <option>admin</option>
-            <option>creator</option>
-            <option>user</option>
+            {ROLES.map((r) => (
+              <option key={r} value={r}>
+                {t(`people.roles.${r}`)}
+              </option>
+            ))}
           </select>
         </label>
         <button type="submit" disabled={create.isPending}>
@@ -72,9 +77,9 @@ export function PeoplePage() {
           {people.data?.map((p) => (
             <tr key={p.name}>
               <td>{p.properties.email}</td>
-              <td>{p.properties.role}</td>
-              <td>{p.properties.state}</td>
-              <td>{p.properties.lastSignInAt ? new Date(p.properties.lastSignInAt).toLocaleString() : '—'}</td>
+              <td>{named(t, 'people.roles', p.properties.role)}</td>
+              <td>{named(t, 'people.accountStates', p.properties.state)}</td>
+              <td>{p.properties.lastSignInAt ? dateTime(p.properties.lastSignInAt, i18n.language) : '—'}</td>
             </tr>
           ))}
         </tbody>
@@ -95,8 +100,8 @@ export function PeoplePage() {
             <tr key={k.name}>
               <td>{k.properties.displayName}</td>
               <td>{k.properties.subject}</td>
-              <td>{k.properties.role}</td>
-              <td>{k.properties.state}</td>
+              <td>{named(t, 'people.roles', k.properties.role)}</td>
+              <td>{named(t, 'people.tokenStates', k.properties.state)}</td>
               <td>
                 {k.properties.state === 'Active' && (
                   <button type="button" onClick={() => revoke.mutate(k.name)}>
