@@ -395,6 +395,16 @@ describe('image factory (fake driver)', () => {
     expect(done.code, done.stderr).toBe(0);
     expect(done.stdout).toMatch(/\+ build Cli\/Box as Cli-Box 1\.0\.0 .*\[Succeeded, [\d.]+ s\]/);
     expect((await cli(['factory', 'plan', '--recipes', dir])).stdout).toMatch(/= skip Cli\/Box: unchanged since version 1\.0\.0\nNothing to do/);
+
+    // `labforge vm tag` takes the FactoryIgnore tag off the stray VM (the factory then stops) and puts it back.
+    const off = await cli(['vm', 'tag', 'stray', '-g', 'factory', 'Owner=it', '--remove', 'FactoryIgnore']);
+    expect(off.stdout).toBe('VM stray has the tags Owner=it.\n');
+    const stopped = await cli(['factory', 'plan', '--recipes', dir]);
+    expect(stopped.code).toBe(7);
+    expect(stopped.stderr).toContain("VM 'stray' in the factory has neither an ImagePath nor a FactoryIgnore tag");
+    expect((await cli(['vm', 'tag', 'stray', '-g', 'factory', 'FactoryIgnore=yes'])).stdout).toBe('VM stray has the tags Owner=it, FactoryIgnore=yes.\n');
+    expect((await cli(['factory', 'plan', '--recipes', dir])).code).toBe(0);
+    expect((await cli(['vm', 'tag', 'stray', '-g', 'factory', 'nonsense'])).code).toBe(2);
   }, 120_000);
 
   it('replicates a recipe to a region added to it instead of building again, and builds a recipe changed back', async () => {

@@ -829,6 +829,11 @@ export class ApiClient {
     return this.accepted('PUT', this.vmPath(sub, rg, name), body, opts.onlyIfNew ? { 'if-none-match': '*' } : undefined, API_VERSION.virtualMachines);
   }
 
+  /** Replaces a VM's tags (PATCH; the VM is not touched otherwise). */
+  async patchVmTags(sub: string, rg: string, name: string, tags: Record<string, string>): Promise<VirtualMachine> {
+    return (await this.accepted<VirtualMachine>('PATCH', this.vmPath(sub, rg, name), { tags }, undefined, API_VERSION.virtualMachines)).body;
+  }
+
   async deleteVm(sub: string, rg: string, name: string): Promise<boolean> {
     const r = await this.accepted<unknown>('DELETE', this.vmPath(sub, rg, name), undefined, undefined, API_VERSION.virtualMachines);
     return r.status !== 204;

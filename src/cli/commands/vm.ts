@@ -256,6 +256,29 @@ export function registerVm(program: Command): void {
     );
   }
 
+  scoped(
+    vm
+      .command('tag')
+      .argument('<name>', 'VM name')
+      .argument('[tags...]', 'NAME=VALUE to set (for example FactoryIgnore=yes)')
+      .option('--remove <name...>', 'tag names to remove')
+      .description('Set or remove tags on a VM (for example FactoryIgnore=yes, so the image factory leaves it alone)'),
+  ).action(async (name: string, pairs: string[], opts: VmScope & { remove?: string[] }) => {
+    const ctx = loadContext();
+    const sub = await ctx.subscription();
+    const tags = { ...((await ctx.client.getVm(sub, opts.resourceGroup, name)).tags ?? {}) };
+    for (const pair of pairs) {
+      const at = pair.indexOf('=');
+      if (at <= 0) throw new CliError(`'${pair}' is not a tag: write NAME=VALUE (for example FactoryIgnore=yes).`, EXIT.usage);
+      tags[pair.slice(0, at)] = pair.slice(at + 1);
+    }
+    for (const k of opts.remove ?? []) delete tags[k];
+    const updated = await ctx.client.patchVmTags(sub, opts.resourceGroup, name, tags);
+    if (opts.output === 'json') return printJson(updated);
+    const list = Object.entries(updated.tags ?? {}).map(([k, v]) => `${k}=${v}`);
+    process.stdout.write(`VM ${name} has ${list.length ? `the tags ${list.join(', ')}` : 'no tags'}.\n`);
+  });
+
   scoped(vm.command('delete').argument('<name>', 'VM name').description('Delete a VM: its processes and its disk (the image is not touched)')).action(
     async (name: string, opts: VmScope) => {
       const ctx = loadContext();
