@@ -61,4 +61,17 @@ describe('materialised bases', () => {
     // The unused base of the test before goes, with its empty-overlay template.
     expect((await cache.collect(new Set([cache.pathFor(disk)]))).sort()).toEqual([expect.stringMatching(/\.overlay\.qcow2$/), expect.stringMatching(/\.raw$/)]);
   });
+
+  it('leaves a base alone while a VM disk is being made on it, even when no VM records it yet', async () => {
+    const data = randomBytes(2 * MiB);
+    const { disk } = await store.writeDisk('os', once(data), data.length);
+    const base = await cache.materialize(store, disk);
+    await cache.createOverlay(base, join(dir, 'vm3.qcow2'));
+    cache.pin(base);
+    // A VM deleted elsewhere triggers a collection that sees no VM on this base: it must keep it.
+    expect(await cache.collect(new Set())).toEqual([]);
+    expect(statSync(base).size).toBe(data.length);
+    cache.unpin(base);
+    expect((await cache.collect(new Set())).sort()).toEqual([expect.stringMatching(/\.overlay\.qcow2$/), expect.stringMatching(/\.raw$/)]);
+  });
 });

@@ -1,6 +1,7 @@
 // The image factory end to end, as a pipeline runs it: the built `labforge`
 // CLI against a TLS server whose VMs are real QEMU guests (the test guest).
-// Three recipes (two in one folder, one elsewhere) and a labs.json with two
+// Three recipes (two in one folder, one elsewhere, customised by a script
+// file) and a labs.json with two
 // lab accounts: `factory run` builds three Generalized versions whose disks
 // hold what their customisations wrote, makes them available exactly where
 // labs.json says, and a second run changes nothing; a changed recipe makes
@@ -108,7 +109,14 @@ describe('image factory on real QEMU', () => {
     write({
       'Linux/Web.json': recipe('web.txt', 'nginx-ready'),
       'Linux/Db.json': recipe('db.txt', 'postgres-ready'),
-      'Tools/Editor.json': recipe('editor.txt', 'editor-ready'),
+      // This one is customised by a script file next to the recipe instead of cloud-config.
+      'Tools/Editor.json': JSON.stringify({
+        base: { image: 'builtin/labforge-test-guest' },
+        gallery: { resourceGroup: 'factory-images', name: 'golden' },
+        scripts: ['editor.sh'],
+        timeoutMinutes: 10,
+      }),
+      'Tools/editor.sh': '#!/bin/sh\nmkdir -p /srv\necho editor-ready > /srv/editor.txt\n',
     });
     writeFileSync(
       labsFile(),

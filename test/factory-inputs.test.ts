@@ -65,6 +65,17 @@ describe('factory recipes', () => {
     expect(hashOf({ timeoutMinutes: 30, regions: ['site-b'], description: 'x' })).toBe(hashOf({}));
     expect(hashOf({ vmSize: 'Standard_B2s' })).not.toBe(hashOf({}));
     expect(hashOf({ customData: '#cloud-config\nruncmd: [echo other]\n' })).not.toBe(hashOf({}));
+    // Scripts next to the recipe run at first boot after its runcmd; their content is part of the hash.
+    const withScript = (body: string) => {
+      const d = tree('scripted', { 'A.json': recipe({ scripts: ['setup.sh'] }), 'setup.sh': body });
+      return loadRecipes(d)[0];
+    };
+    const one = withScript('#!/bin/sh\necho one > /srv/one\n');
+    expect(one?.userData).toMatch(/runcmd:\n {2}- echo hi\n {2}- \/var\/lib\/labforge-factory\/01-setup\.sh\n/);
+    expect(one?.userData).toMatch(
+      /write_files:\n {2}- path: \/var\/lib\/labforge-factory\/01-setup\.sh\n {4}permissions: "0755"\n {4}content: \|\n {6}#!\/bin\/sh\n/,
+    );
+    expect(withScript('#!/bin/sh\necho two > /srv/two\n')?.contentHash).not.toBe(one?.contentHash);
   });
 
   it('reports every broken recipe with file, line and field', () => {
@@ -74,6 +85,8 @@ describe('factory recipes', () => {
       'a/NoGallery.json': JSON.stringify({ base: { image: 'x' } }),
       'a/Script.json': recipe({ customData: 'echo not cloud-config' }),
       'a/Timeout.json': recipe({ timeoutMinutes: 0 }),
+      'a/Users.json': recipe({ customData: '#cloud-config\nusers: [bob]\n' }),
+      'a/NoScript.json': recipe({ scripts: ['setup.sh'] }),
     });
     const problems = problemsOf(() => loadRecipes(dir));
     expect(problems).toEqual(
@@ -83,6 +96,8 @@ describe('factory recipes', () => {
         expect.stringMatching(/^a\/NoGallery\.json.*gallery/),
         expect.stringMatching(/^a\/Script\.json customData: the customisation must be a cloud-init document/),
         expect.stringMatching(/^a\/Timeout\.json:\d+ timeoutMinutes:/),
+        expect.stringMatching(/^a\/Users\.json customData: the customisation must not set users: the build VM's account/),
+        expect.stringMatching(/^a\/NoScript\.json:\d+ scripts\.0: cannot be read: ENOENT/),
       ]),
     );
   });

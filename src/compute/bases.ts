@@ -28,6 +28,20 @@ export class BaseCache {
     return join(this.dir, `${diskDigest(disk)}.raw`);
   }
 
+  /** Bases a VM is being made on (not yet recorded as its base): collect() leaves them and their files alone. */
+  private readonly pins = new Map<string, number>();
+
+  /** Keeps `collect` off a base until `unpin`, while a VM's disk is being made on it. */
+  pin(path: string): void {
+    this.pins.set(path, (this.pins.get(path) ?? 0) + 1);
+  }
+
+  unpin(path: string): void {
+    const n = (this.pins.get(path) ?? 1) - 1;
+    if (n > 0) this.pins.set(path, n);
+    else this.pins.delete(path);
+  }
+
   /** The base file of a disk, built from the store's chunks the first time. */
   async materialize(store: ChunkStore, disk: DiskManifest): Promise<string> {
     const path = this.pathFor(disk);
@@ -112,7 +126,9 @@ export class BaseCache {
     const removed: string[] = [];
     for (const n of names) {
       const p = join(this.dir, n);
-      const base = p.replace(/\.overlay\.qcow2$/, '.raw');
+      // The base a file belongs to: X.raw, its overlay template X.overlay.qcow2, or their X….tmp-… while being made.
+      const base = p.replace(/\.tmp-[^/]*$/, '').replace(/\.overlay\.qcow2$/, '.raw');
+      if (this.pins.has(base)) continue;
       if (n.includes('.tmp-') || ((n.endsWith('.raw') || n.endsWith('.overlay.qcow2')) && !inUse.has(base))) {
         await rm(p, { force: true });
         removed.push(n);

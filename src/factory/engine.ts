@@ -591,8 +591,11 @@ export function buildUserData(userData: string | undefined, osType: string): str
       'true',
     ].join('; ');
     const run = doc.get('runcmd');
-    if (YAML.isSeq(run)) run.add(step);
-    else doc.set('runcmd', [step]);
+    if (YAML.isSeq(run)) {
+      // Block style: the appended lines may hold characters a flow sequence would need to quote.
+      run.flow = false;
+      run.add(step);
+    } else doc.set('runcmd', [step]);
   }
   if (!doc.has('power_state')) doc.set('power_state', { mode: 'poweroff' });
   return `#cloud-config\n${doc

@@ -23,6 +23,7 @@ const RecipeSchema = Type.Object(
     vmSize: Type.Optional(Type.String({ minLength: 1 })),
     customData: Type.Optional(Type.String({ minLength: 1 })),
     customDataFile: Type.Optional(Type.String({ minLength: 1 })),
+    scripts: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, maxItems: 50 })),
     timeoutMinutes: Type.Optional(Type.Integer({ minimum: 1, maximum: 24 * 60 })),
     gallery: Type.Object({ resourceGroup: Type.String({ minLength: 1 }), name: Type.String({ minLength: 1 }) }, { additionalProperties: false }),
     regions: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1 })),
@@ -37,7 +38,7 @@ export interface Recipe extends RecipeFile {
   /** The image definition's name: the path with '/' turned into '-'. */
   imageName: string;
   file: string;
-  /** The cloud-init user-data the build VM applies (from customData or customDataFile). */
+  /** The cloud-init user-data the build VM applies (customData or customDataFile, with the scripts added). */
   userData: string | undefined;
   timeoutMinutes: number;
   /** Hash of everything that shapes the image: an unchanged recipe is not built again. */
@@ -212,9 +213,44 @@ export function loadRecipes(dir: string): Recipe[] {
         continue;
       }
     }
-    // What shapes the disk: the base, the size, the customisation, the gallery. Regions, timeout and description
-    // do not: a new region is a replication, not a new build.
-    const { regions: _regions, timeoutMinutes: _timeout, description: _description, customDataFile: _file, customData: _data, ...shape } = r;
+    // Scripts (files next to the recipe) run at first boot after the cloud-config's own runcmd, in order.
+    if (r.scripts) {
+      const doc = YAML.parseDocument(userData ?? '#cloud-config\n');
+      if (doc.contents === null) doc.contents = doc.createNode({}) as never;
+      let bad = false;
+      r.scripts.forEach((name, i) => {
+        let content: string;
+        try {
+          content = readFileSync(join(file, '..', name), 'utf8');
+        } catch (err) {
+          problems.push({ file: rel, line: lineOf(text, 'scripts'), field: `scripts.${i}`, message: `cannot be read: ${(err as Error).message}` });
+          bad = true;
+          return;
+        }
+        const path = `/var/lib/labforge-factory/${String(i + 1).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+        const files = doc.get('write_files');
+        const entry = { path, permissions: '0755', content };
+        if (YAML.isSeq(files)) {
+          // Block style: the appended lines may hold characters a flow sequence would need to quote.
+          files.flow = false;
+          files.add(doc.createNode(entry));
+        } else doc.set('write_files', [entry]);
+        const run = doc.get('runcmd');
+        if (YAML.isSeq(run)) {
+          // Block style: the appended lines may hold characters a flow sequence would need to quote.
+          run.flow = false;
+          run.add(path);
+        } else doc.set('runcmd', [path]);
+      });
+      if (bad) continue;
+      userData = `#cloud-config\n${doc
+        .toString({ lineWidth: 0 })
+        .replace(/^#cloud-config\n/, '')
+        .trimStart()}`;
+    }
+    // What shapes the disk: the base, the size, the customisation (scripts included), the gallery. Regions,
+    // timeout and description do not: a new region is a replication, not a new build.
+    const { regions: _regions, timeoutMinutes: _timeout, description: _description, customDataFile: _file, customData: _data, scripts: _scripts, ...shape } = r;
     const contentHash = createHash('sha256').update(JSON.stringify({ shape, userData })).digest('hex');
     out.push({ ...r, imagePath, imageName, file: rel, userData, timeoutMinutes: r.timeoutMinutes ?? 60, contentHash });
   }

@@ -821,8 +821,8 @@ export class VmService {
     }
   }
 
-  /** The VM's base disk: its manifest in the VM's region and the materialised file. */
-  private async baseOf(r: VirtualMachineTable): Promise<{ disk: DiskManifest; path: string }> {
+  /** The manifest of the VM's OS disk in the VM's region. */
+  private async osDiskOf(r: VirtualMachineTable): Promise<DiskManifest> {
     const store = this.imageStores.get(r.location);
     const manifest = await store?.getManifest(r.version_id);
     const disk = manifest?.disks.find((d) => d.name === 'os');
@@ -833,7 +833,13 @@ export class VmService {
         `The image version this VM was made from (${r.exact_version}) no longer has a replica in region '${r.location}'.`,
       );
     }
-    return { disk, path: await this.bases.materialize(store, disk) };
+    return disk;
+  }
+
+  /** The VM's base disk: its manifest in the VM's region and the materialised file. */
+  private async baseOf(r: VirtualMachineTable): Promise<{ disk: DiskManifest; path: string }> {
+    const disk = await this.osDiskOf(r);
+    return { disk, path: await this.bases.materialize(this.imageStores.get(r.location) as ChunkStore, disk) };
   }
 
   // ---- operation handlers ----
@@ -855,13 +861,20 @@ export class VmService {
   async provisionDisk(vmKey: string, progress: (percent: number, message: string) => Promise<void> = async () => {}): Promise<void> {
     const r = await this.load(this.db, vmKey);
     await progress(10, 'Preparing the base disk');
-    const base = await this.baseOf(r);
-    await mkdir(this.diskDir(r.id), { recursive: true });
-    const overlay = this.overlayPath(r.id);
-    // A crash may have left a half-written overlay; a new one costs milliseconds.
-    await rm(overlay, { force: true });
-    await this.bases.createOverlay(base.path, overlay);
-    await this.db.updateTable('virtual_machines').set({ base_file: base.path }).where('id', '=', r.id).execute();
+    // Until the row names its base, a VM deleted meanwhile must not make the base look unused (collectBases).
+    const pinned = this.bases.pathFor(await this.osDiskOf(r));
+    this.bases.pin(pinned);
+    try {
+      const base = await this.baseOf(r);
+      await mkdir(this.diskDir(r.id), { recursive: true });
+      const overlay = this.overlayPath(r.id);
+      // A crash may have left a half-written overlay; a new one costs milliseconds.
+      await rm(overlay, { force: true });
+      await this.bases.createOverlay(base.path, overlay);
+      await this.db.updateTable('virtual_machines').set({ base_file: base.path }).where('id', '=', r.id).execute();
+    } finally {
+      this.bases.unpin(pinned);
+    }
     await this.define(r);
     await progress(60, 'Disk ready');
   }

@@ -222,7 +222,10 @@ export function registerFactory(program: Command): void {
   )
     .option('--report <file>', 'write a JSON report of what was done')
     .action((opts: RunOptions) => runPhases(opts, ['retire']));
-  withRunOptions(factory.command('run').description('Validate, build, distribute and retire; write a JSON report; exit 7 on bad inputs, 8 when any job failed'), true)
+  withRunOptions(
+    factory.command('run').description('Validate, build, distribute and retire; write a JSON report; exit 7 on bad inputs, 8 when any job failed'),
+    true,
+  )
     .option('--report <file>', 'where to write the JSON report', 'factory-report.json')
     .action((opts: RunOptions) => runPhases(opts, ['build', 'distribute', 'retire']));
 }
