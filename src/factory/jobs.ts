@@ -25,13 +25,7 @@ export interface PoolOptions {
 
 /** A refusal by the server (bad request, forbidden, not found, conflict) does not change by retrying. */
 export function isPermanent(err: unknown): boolean {
-  if (err instanceof ApiError) return err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
-  return (err as { permanent?: boolean })?.permanent === true;
-}
-
-/** An error that no retry can fix (for example a recipe the server refuses). */
-export class PermanentError extends Error {
-  readonly permanent = true;
+  return err instanceof ApiError && err.status >= 400 && err.status < 500 && err.status !== 408 && err.status !== 429;
 }
 
 /** Runs `run(item)` for every item with at most `limit` running at once; returns one outcome per item, in order. */
