@@ -24,13 +24,12 @@
 // default is 2 s). Data is AES-CTR keystream (incompressible, no duplicate
 // blocks); files go under os.tmpdir() and are removed at the end.
 // Usage: node bench/factory.mjs [--save] [--only distribute|plan]
-import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { dist, fmt, fmtSize, GiB, log, MiB, median, now, ROOT, sh } from './lib/common.mjs';
+import { dist, fmt, fmtSize, GiB, httpApi, log, median, now, ROOT, sh, writeKeystream } from './lib/common.mjs';
 
 const { values: args } = parseArgs({ options: { save: { type: 'boolean', default: false }, only: { type: 'string' } } });
 if (args.only && !['distribute', 'plan'].includes(args.only)) {
@@ -68,15 +67,7 @@ const result = {
 };
 
 /** Writes `size` bytes of keystream (label-seeded) to `file` and fsyncs it. */
-function writeData(file, size, label) {
-  const key = createHash('sha256').update(`labforge-bench-factory:${label}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  const zero = Buffer.alloc(16 * MiB);
-  const fd = openSync(file, 'w');
-  for (let done = 0; done < size; done += zero.length) writeSync(fd, cipher.update(zero.subarray(0, Math.min(zero.length, size - done))));
-  fsyncSync(fd);
-  closeSync(fd);
-}
+const writeData = (file, size, label) => writeKeystream(file, size, `labforge-bench-factory:${label}`);
 
 /** Writes files (path → object, as JSON) under a new folder `dir`. */
 function tree(dir, files) {
@@ -101,43 +92,7 @@ const golden = `${rg('factory-images')}/providers/Microsoft.Compute/galleries/go
 const labName = (i) => `lab-${String(i + 1).padStart(2, '0')}`;
 const labRegion = (i) => (i < LABS / 2 ? 'site-a' : 'site-b');
 
-/** One API call: status, headers and parsed JSON (or text). `path` is a path or an absolute URL. */
-async function api(method, path, body) {
-  const res = await fetch(path.startsWith('http') ? path : `${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
-
-async function ok(method, path, body) {
-  const r = await api(method, path, body);
-  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 800)}`);
-  return r;
-}
-
-/** Polls an operation URL until it leaves InProgress (at most `ms`); throws unless it Succeeded. */
-async function waitOp(url, ms = WAIT_MS, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = await api('GET', url);
-    if (r.body?.status !== undefined && r.body.status !== 'InProgress') {
-      if (r.body.status !== 'Succeeded') throw new Error(`operation ${url} ended ${r.body.status}: ${JSON.stringify(r.body)}`);
-      return r.body;
-    }
-    if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
-    if (Date.now() > deadline) throw new Error(`operation still InProgress after ${ms} ms: ${JSON.stringify(r.body)}`);
-    await sleep(every);
-  }
-}
+const { api, ok, waitOp } = httpApi(server.url, token, WAIT_MS);
 
 /** The API client the factory uses, counting the requests it sends. */
 class CountingClient extends ApiClient {

@@ -24,13 +24,12 @@
 // (built with scripts/build-test-guest.sh when missing).
 // Usage: node bench/labs.mjs [--save] [--only publish|boot]
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { dist, fmt, GiB, log, MiB, median, now, ROOT, sh, toolVersion } from './lib/common.mjs';
+import { dist, fmt, GiB, httpApi, log, median, now, ROOT, sh, toolVersion, writeKeystream } from './lib/common.mjs';
 
 const { values: args } = parseArgs({ options: { save: { type: 'boolean', default: false }, only: { type: 'string' } } });
 if (args.only && !['publish', 'boot'].includes(args.only)) {
@@ -65,15 +64,7 @@ const result = {
 };
 
 /** Writes `size` bytes of keystream (label-seeded) to `file` and fsyncs it. */
-function writeData(file, size, label) {
-  const key = createHash('sha256').update(`labforge-bench-labs:${label}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  const zero = Buffer.alloc(16 * MiB);
-  const fd = openSync(file, 'w');
-  for (let done = 0; done < size; done += zero.length) writeSync(fd, cipher.update(zero.subarray(0, Math.min(zero.length, size - done))));
-  fsyncSync(fd);
-  closeSync(fd);
-}
+const writeData = (file, size, label) => writeKeystream(file, size, `labforge-bench-labs:${label}`);
 
 // ---- the server and its API ----
 
@@ -88,43 +79,7 @@ const gallery = `${rg}/providers/Microsoft.Compute/galleries/g`;
 const planId = `${rg}/providers/Microsoft.LabServices/labPlans/p`;
 const labPath = (lab, rest = '') => `${rg}/providers/Microsoft.LabServices/labs/${lab}${rest}?${LS}`;
 
-/** One API call: status, headers and parsed JSON (or text). `path` is a path or an absolute URL. */
-async function api(method, path, body) {
-  const res = await fetch(path.startsWith('http') ? path : `${server.url}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed;
-  try {
-    parsed = text ? JSON.parse(text) : undefined;
-  } catch {
-    parsed = text;
-  }
-  return { status: res.status, headers: res.headers, body: parsed };
-}
-
-async function ok(method, path, body) {
-  const r = await api(method, path, body);
-  if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 800)}`);
-  return r;
-}
-
-/** Polls an operation URL until it leaves InProgress (at most `ms`); throws unless it Succeeded. */
-async function waitOp(url, ms = WAIT_MS, every = 20) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const r = await api('GET', url);
-    if (r.body?.status !== undefined && r.body.status !== 'InProgress') {
-      if (r.body.status !== 'Succeeded') throw new Error(`operation ${url} ended ${r.body.status}: ${JSON.stringify(r.body)}`);
-      return r.body;
-    }
-    if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
-    if (Date.now() > deadline) throw new Error(`operation still InProgress after ${ms} ms: ${JSON.stringify(r.body)}`);
-    await sleep(every);
-  }
-}
+const { api, ok, waitOp } = httpApi(server.url, token, WAIT_MS);
 
 /** Sends a long-running call and waits for its operation. */
 async function lro(method, path, body, ms) {

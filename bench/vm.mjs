@@ -18,13 +18,13 @@
 // qemu-system-x86_64 and the test guest (built with scripts/build-test-guest.sh).
 // Usage: node bench/vm.mjs [--save] [--only disks|capture|boot]
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, createReadStream, existsSync, fsyncSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { dist, fmt, fmtSize, GiB, log, MiB, median, now, ROOT, sh, toolVersion } from './lib/common.mjs';
+import { dist, fmt, fmtSize, GiB, log, MiB, median, now, ROOT, sh, toolVersion, writeKeystream } from './lib/common.mjs';
 
 const { values: args } = parseArgs({ options: { save: { type: 'boolean', default: false }, only: { type: 'string' } } });
 const want = (part) => !args.only || args.only === part;
@@ -46,15 +46,7 @@ const result = {
 };
 
 /** Writes `size` bytes of keystream (label-seeded) to `file` and fsyncs it. */
-function writeData(file, size, label) {
-  const key = createHash('sha256').update(`labforge-bench-vm:${label}`).digest().subarray(0, 16);
-  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
-  const zero = Buffer.alloc(16 * MiB);
-  const fd = openSync(file, 'w');
-  for (let done = 0; done < size; done += zero.length) writeSync(fd, cipher.update(zero.subarray(0, Math.min(zero.length, size - done))));
-  fsyncSync(fd);
-  closeSync(fd);
-}
+const writeData = (file, size, label) => writeKeystream(file, size, `labforge-bench-vm:${label}`);
 
 async function sha256File(file) {
   const h = createHash('sha256');

@@ -1,8 +1,10 @@
 // Helpers shared by the benchmarks: units, timing, formatting, shell calls,
 // and loading the compiled code from dist/ (rebuilt when older than src/).
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { createCipheriv, createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -33,4 +35,55 @@ export async function dist(path) {
     execFileSync('npx', ['--no-install', 'tsc', '-p', 'tsconfig.json'], { cwd: ROOT, stdio: 'inherit' });
   }
   return import(pathToFileURL(join(ROOT, 'dist', path)).href);
+}
+
+/** Writes `size` bytes of AES-CTR keystream seeded by `seed` (incompressible, no repeated blocks) to `file` and fsyncs it. */
+export function writeKeystream(file, size, seed) {
+  const key = createHash('sha256').update(seed).digest().subarray(0, 16);
+  const cipher = createCipheriv('aes-128-ctr', key, Buffer.alloc(16));
+  const zero = Buffer.alloc(16 * MiB);
+  const fd = openSync(file, 'w');
+  for (let done = 0; done < size; done += zero.length) writeSync(fd, cipher.update(zero.subarray(0, Math.min(zero.length, size - done))));
+  fsyncSync(fd);
+  closeSync(fd);
+}
+
+/** Calls to a running server with a token: `api` (status, headers, parsed body), `ok` (throws unless 2xx), `waitOp` (an operation URL until it Succeeded). */
+export function httpApi(baseUrl, token, waitMs) {
+  /** One API call: status, headers and parsed JSON (or text). `path` is a path or an absolute URL. */
+  async function api(method, path, body) {
+    const res = await fetch(path.startsWith('http') ? path : `${baseUrl}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    let parsed;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = text;
+    }
+    return { status: res.status, headers: res.headers, body: parsed };
+  }
+  async function ok(method, path, body) {
+    const r = await api(method, path, body);
+    if (r.status < 200 || r.status > 299) throw new Error(`${method} ${path}: HTTP ${r.status} ${JSON.stringify(r.body).slice(0, 800)}`);
+    return r;
+  }
+  /** Polls an operation URL until it leaves InProgress (at most `ms`); throws unless it Succeeded. */
+  async function waitOp(url, ms = waitMs, every = 20) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const r = await api('GET', url);
+      if (r.body?.status !== undefined && r.body.status !== 'InProgress') {
+        if (r.body.status !== 'Succeeded') throw new Error(`operation ${url} ended ${r.body.status}: ${JSON.stringify(r.body)}`);
+        return r.body;
+      }
+      if (r.status !== 200) throw new Error(`GET ${url}: HTTP ${r.status} ${JSON.stringify(r.body)}`);
+      if (Date.now() > deadline) throw new Error(`operation still InProgress after ${ms} ms: ${JSON.stringify(r.body)}`);
+      await sleep(every);
+    }
+  }
+  return { api, ok, waitOp };
 }
