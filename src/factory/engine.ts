@@ -17,10 +17,19 @@
 // actions.
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import YAML from 'yaml';
 import { type ApiClient, ApiError, ConnectionError, type ImageVersion, type LabPlan, parseOperationRef, type VirtualMachine } from '../client/api-client.js';
 import { type JobOutcome, runJobs } from './jobs.js';
-import { distribution, FactoryInputError, formatProblem, type LabsEntry, type Problem, type Recipe } from './recipes.js';
+import {
+  appendTo,
+  cloudConfig,
+  cloudConfigText,
+  distribution,
+  FactoryInputError,
+  formatProblem,
+  type LabsEntry,
+  type Problem,
+  type Recipe,
+} from './recipes.js';
 
 export const TAG = {
   imagePath: 'ImagePath',
@@ -581,8 +590,7 @@ export async function plan(o: FactoryOptions, inputs: StateInputs): Promise<{ ac
 
 /** The user-data a build VM gets: the recipe's, a deprovision step for Linux, and a power-off when it is done. */
 export function buildUserData(userData: string | undefined, osType: string): string {
-  const doc = YAML.parseDocument(userData ?? '#cloud-config\n');
-  if (doc.contents === null) doc.contents = doc.createNode({}) as never;
+  const doc = cloudConfig(userData);
   if (osType === 'Linux') {
     // As waagent -deprovision+user and `cloud-init clean` do: the factory's own account and the instance state go.
     const step = [
@@ -590,18 +598,10 @@ export function buildUserData(userData: string | undefined, osType: string): str
       'if command -v cloud-init >/dev/null; then cloud-init clean --logs --machine-id; fi',
       'true',
     ].join('; ');
-    const run = doc.get('runcmd');
-    if (YAML.isSeq(run)) {
-      // Block style: the appended lines may hold characters a flow sequence would need to quote.
-      run.flow = false;
-      run.add(step);
-    } else doc.set('runcmd', [step]);
+    appendTo(doc, 'runcmd', step);
   }
   if (!doc.has('power_state')) doc.set('power_state', { mode: 'poweroff' });
-  return `#cloud-config\n${doc
-    .toString({ lineWidth: 0 })
-    .replace(/^#cloud-config\n/, '')
-    .trimStart()}`;
+  return cloudConfigText(doc);
 }
 
 /** An OpenSSH public key whose private half is thrown away: the build VM's account accepts no password and no login. */

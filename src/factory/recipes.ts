@@ -115,6 +115,30 @@ function lineOf(text: string, path: string): number | undefined {
   return i < 0 ? undefined : text.slice(0, i).split('\n').length;
 }
 
+/** A cloud-config document to add to (an empty mapping when there is none yet). */
+export function cloudConfig(userData: string | undefined): YAML.Document {
+  const doc = YAML.parseDocument(userData ?? '#cloud-config\n');
+  if (doc.contents === null) doc.contents = doc.createNode({}) as never;
+  return doc;
+}
+
+/** Appends to a list of the document (runcmd, write_files), creating it, in block style: the added items may
+ * hold characters a flow sequence would need to quote, and the test guest's reader takes block lists best. */
+export function appendTo(doc: YAML.Document, key: string, item: unknown): void {
+  const list = doc.get(key);
+  if (YAML.isSeq(list)) {
+    list.flow = false;
+    list.add(doc.createNode(item));
+  } else doc.set(key, [item]);
+}
+
+/** The document as user-data: `#cloud-config` first, no folded lines. */
+export const cloudConfigText = (doc: YAML.Document) =>
+  `#cloud-config\n${doc
+    .toString({ lineWidth: 0 })
+    .replace(/^#cloud-config\n/, '')
+    .trimStart()}`;
+
 /** cloud-config keys the server sets itself (see parseCustomData on the server). */
 const RESERVED_KEYS = ['users', 'hostname', 'fqdn', 'password', 'chpasswd'];
 
@@ -215,8 +239,7 @@ export function loadRecipes(dir: string): Recipe[] {
     }
     // Scripts (files next to the recipe) run at first boot after the cloud-config's own runcmd, in order.
     if (r.scripts) {
-      const doc = YAML.parseDocument(userData ?? '#cloud-config\n');
-      if (doc.contents === null) doc.contents = doc.createNode({}) as never;
+      const doc = cloudConfig(userData);
       let bad = false;
       r.scripts.forEach((name, i) => {
         let content: string;
@@ -228,25 +251,11 @@ export function loadRecipes(dir: string): Recipe[] {
           return;
         }
         const path = `/var/lib/labforge-factory/${String(i + 1).padStart(2, '0')}-${name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
-        const files = doc.get('write_files');
-        const entry = { path, permissions: '0755', content };
-        if (YAML.isSeq(files)) {
-          // Block style: the appended lines may hold characters a flow sequence would need to quote.
-          files.flow = false;
-          files.add(doc.createNode(entry));
-        } else doc.set('write_files', [entry]);
-        const run = doc.get('runcmd');
-        if (YAML.isSeq(run)) {
-          // Block style: the appended lines may hold characters a flow sequence would need to quote.
-          run.flow = false;
-          run.add(path);
-        } else doc.set('runcmd', [path]);
+        appendTo(doc, 'write_files', { path, permissions: '0755', content });
+        appendTo(doc, 'runcmd', path);
       });
       if (bad) continue;
-      userData = `#cloud-config\n${doc
-        .toString({ lineWidth: 0 })
-        .replace(/^#cloud-config\n/, '')
-        .trimStart()}`;
+      userData = cloudConfigText(doc);
     }
     // What shapes the disk: the base, the size, the customisation (scripts included), the gallery. Regions,
     // timeout and description do not: a new region is a replication, not a new build.
