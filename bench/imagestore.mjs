@@ -10,7 +10,7 @@
 //      v1 is already in B, against a full copy of the image (cp
 //      --sparse=never + fsync) and rsync's delta transfer onto the old image;
 //   3. verify: verifyRegion() throughput on cached chunks against sha256sum
-//      of the same chunk files.
+//      of the same files (the packs the chunks are in).
 // The synthetic disk (default 4 GiB) holds ≈1/4 of its size in 4 MiB runs of
 // AES-CTR keystream (seeded, so every run sees the same bytes) at 4 MiB-aligned
 // random offsets, zeros elsewhere; the raw file is sparse. Cold runs drop the
@@ -358,7 +358,9 @@ function readAt(fd, buf, position) {
 
 async function benchVerify(files) {
   const a = files.regionA.store;
-  const chunksDir = join(a.driver.root, 'chunks');
+  // The chunks' files: packs (and chunk files, in a store written before packs).
+  const chunkDirs = ['packs', 'chunks'].map((d) => join(a.driver.root, d)).filter((d) => existsSync(d));
+  const findChunks = chunkDirs.map((d) => `'${d}'`).join(' ');
   prepare(false);
   log('  verifyRegion(A) warm-up');
   const warm = await verifyRegion(a, []);
@@ -369,13 +371,13 @@ async function benchVerify(files) {
     await verifyRegion(a, []);
     lf.push(now() - t0);
   }
-  log('  sha256sum over the same chunk files (warm-up, then measured)');
-  const script = `set -o pipefail; find '${chunksDir}' -type f -print0 | xargs -0 sha256sum | wc -l`;
+  log('  sha256sum over the same files (warm-up, then measured)');
+  const script = `set -o pipefail; find ${findChunks} -type f -print0 | xargs -0 sha256sum | wc -l`;
   const files256 = Number(sh('bash', ['-c', script]).trim());
   const bl = [];
   for (let i = 0; i < VERIFY_ROUNDS; i++) bl.push(timed('bash', ['-c', script]).seconds);
   // coreutils sha256sum may be built without SHA-NI; openssl dgst uses the same OpenSSL code as Node.
-  const opensslScript = `set -o pipefail; find '${chunksDir}' -type f -print0 | xargs -0 openssl dgst -sha256 | wc -l`;
+  const opensslScript = `set -o pipefail; find ${findChunks} -type f -print0 | xargs -0 openssl dgst -sha256 | wc -l`;
   const haveOpenssl = version('openssl', ['version']) !== null;
   const ssl = [];
   if (haveOpenssl) {
@@ -383,9 +385,11 @@ async function benchVerify(files) {
     for (let i = 0; i < VERIFY_ROUNDS; i++) ssl.push(timed('bash', ['-c', opensslScript]).seconds);
   }
   // Reference: the same files read and hashed one after another in this process (no listing, no stat).
-  const paths = readdirSync(chunksDir, { recursive: true, withFileTypes: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name));
+  const paths = chunkDirs.flatMap((d) =>
+    readdirSync(d, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => join(e.parentPath, e.name)),
+  );
   const ref = [];
   for (let i = 0; i < VERIFY_ROUNDS; i++) {
     const t0 = now();

@@ -2,13 +2,14 @@
 // local read-only file; VMs get overlays that never change it.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { BaseCache } from '../src/compute/bases.js';
-import { ChunkStore, chunkKey } from '../src/imagestore/chunk-store.js';
+import { ChunkStore } from '../src/imagestore/chunk-store.js';
 import { LocalBlobDriver } from '../src/imagestore/drivers/local.driver.js';
+import { corruptChunk } from './helpers/images.js';
 
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'labforge-bases-'));
@@ -56,7 +57,7 @@ describe('materialised bases', () => {
   it('refuses to build a base from a corrupt chunk, leaving nothing behind', async () => {
     const other = Buffer.concat([randomBytes(MiB), randomBytes(MiB)]);
     const { disk } = await store.writeDisk('os', once(other), other.length);
-    writeFileSync(join(dir, 'region', ...chunkKey(disk.blocks[1] as string).split('/')), randomBytes(MiB));
+    await corruptChunk(join(dir, 'region'), disk.blocks[1] as string);
     await expect(cache.materialize(store, disk)).rejects.toMatchObject({ code: 'ChunkCorrupt' });
     // The unused base of the test before goes, with its empty-overlay template.
     expect((await cache.collect(new Set([cache.pathFor(disk)]))).sort()).toEqual([expect.stringMatching(/\.overlay\.qcow2$/), expect.stringMatching(/\.raw$/)]);

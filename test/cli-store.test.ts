@@ -1,13 +1,12 @@
 // `labforge store verify|gc|usage` as an admin meets them: tables, JSON,
 // exit codes, and a repair reported after damage.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chunkKey } from '../src/imagestore/chunk-store.js';
 import { ensureBuilt, runCli } from './helpers/cli.js';
-import { tusUpload } from './helpers/images.js';
+import { corruptChunk, tusUpload } from './helpers/images.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const MiB = 1 << 20;
@@ -59,7 +58,7 @@ describe('labforge store', () => {
     const key = (await t.server.services.versions.get(t.sub, 'rg', 'science', 'chem', '1.0.0')).key;
     const m = await t.server.services.imageStores.get('site-a')?.getManifest(key);
     const victim = m?.disks[0]?.blocks[0] as string;
-    writeFileSync(join(t.dataDir, 'regions', 'site-a', ...chunkKey(victim).split('/')), randomBytes(MiB));
+    await corruptChunk(join(t.dataDir, 'regions', 'site-a'), victim);
     const verify = await cli(['store', 'verify', '--region', 'site-a'], admin);
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/site-a\s+3\s+\S+ GiB\s+1\s+0\s+1\s+0/);

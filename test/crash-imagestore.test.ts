@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TokenService } from '../src/services/token.service.js';
-import { tusUpload } from './helpers/images.js';
+import { storedChunks, tusUpload } from './helpers/images.js';
 import { serveProcess } from './helpers/serve-process.js';
 import { COMPUTE, LABFORGE, RESOURCES } from './helpers/server.js';
 
@@ -35,7 +35,15 @@ describe('crash recovery of imports and replication', () => {
       const dataDir = mkdtempSync(join(tmpdir(), 'labforge-crash-store-'));
       dirs.push(dataDir);
       const token = TokenService.generate().token;
-      const env = { LABFORGE_DATA_DIR: dataDir, LABFORGE_LISTEN: '127.0.0.1:0', LABFORGE_TLS: '0', LABFORGE_ADMIN_TOKEN: token, LABFORGE_LEASE_SECONDS: '1' };
+      // Packs of 2 chunks: the kill lands with some packs sealed and one being written.
+      const env = {
+        LABFORGE_DATA_DIR: dataDir,
+        LABFORGE_LISTEN: '127.0.0.1:0',
+        LABFORGE_TLS: '0',
+        LABFORGE_ADMIN_TOKEN: token,
+        LABFORGE_LEASE_SECONDS: '1',
+        LABFORGE_PACK_SIZE_MIB: '2',
+      };
       const first = await serveProcess({ ...env, LABFORGE_FAULT_INJECTION: 'chunk-delay-ms=60' });
       procs.push(first.child);
       const call = async (url: string, method: string, path: string, body?: unknown) => {
@@ -69,12 +77,13 @@ describe('crash recovery of imports and replication', () => {
 
       // Kill once the chosen phase is under way: chunks arriving in site-a (import) or in site-b (replication).
       const region = point === 'import' ? 'site-a' : 'site-b';
-      for (let i = 0; i < 400 && files(join(dataDir, 'regions', region, 'chunks')).length < 5; i++) await sleep(20);
-      expect(files(join(dataDir, 'regions', region, 'chunks')).length).toBeGreaterThanOrEqual(5);
+      const stored = async (r: string) => (await storedChunks(join(dataDir, 'regions', r))).size;
+      for (let i = 0; i < 400 && (await stored(region)) < 5; i++) await sleep(20);
+      expect(await stored(region)).toBeGreaterThanOrEqual(5);
       first.child.kill('SIGKILL');
       await new Promise((r) => first.child.once('exit', r));
-      // Complete chunks only: a write the kill interrupted left a temporary file, not a chunk.
-      const sentBefore = files(join(dataDir, 'regions', 'site-b', 'chunks')).filter((f) => /\/[0-9a-f]{64}$/.test(f)).length;
+      // Sealed packs only: the pack the kill interrupted is a temporary file, not chunks.
+      const sentBefore = await stored('site-b');
       expect(files(join(dataDir, 'regions', 'site-b', 'manifests'))).toEqual([]);
 
       const second = await serveProcess(env);

@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readAllDisk, tusUpload } from './helpers/images.js';
+import { readAllDisk, storedChunks, tusUpload } from './helpers/images.js';
 import { COMPUTE, RESOURCES, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
 
 const MiB = 1 << 20;
@@ -58,15 +58,15 @@ describe('import and replication of uploaded disks', () => {
     const m = await store.getManifest(v.key);
     return readAllDisk(store, m!.disks[0]!);
   };
-  const chunkCount = (region: string) => allFiles(join(t.dataDir, 'regions', region, 'chunks')).length;
+  const chunkCount = async (region: string) => (await storedChunks(join(t.dataDir, 'regions', region))).size;
 
   it('imports a fixed VHD, replicates it, and both regions hold the original content', async () => {
     const op = await createVersion('1.0.0', await upload(t, join(work, 'disk.vhd')));
     expect(op.status, JSON.stringify(op.error)).toBe('Succeeded');
     for (const region of ['site-a', 'site-b']) expect(Buffer.compare(await contentIn(region, '1.0.0'), raw)).toBe(0);
     // 8 MiB of data in 1 MiB chunks; the 16 MiB of zeros are not stored.
-    expect(chunkCount('site-a')).toBe(8);
-    expect(chunkCount('site-b')).toBe(8);
+    expect(await chunkCount('site-a')).toBe(8);
+    expect(await chunkCount('site-b')).toBe(8);
     const v = await t.call('GET', `${base}/images/lab/versions/1.0.0?${COMPUTE}&$expand=ReplicationStatus`);
     expect(v.body.properties.storageProfile.osDiskImage.sizeInGB).toBe(1);
     expect(v.body.properties.replicationStatus.aggregatedState).toBe('Completed');
@@ -106,8 +106,8 @@ describe('import and replication of uploaded disks', () => {
     execFileSync('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', join(work, 'v2.raw'), join(work, 'v2.qcow2')]);
     const op = await createVersion('1.1.0', await upload(t, join(work, 'v2.qcow2')));
     expect(op.status, JSON.stringify(op.error)).toBe('Succeeded');
-    expect(chunkCount('site-a')).toBe(10);
-    expect(chunkCount('site-b')).toBe(10);
+    expect(await chunkCount('site-a')).toBe(10);
+    expect(await chunkCount('site-b')).toBe(10);
     expect(Buffer.compare(await contentIn('site-b', '1.1.0'), changed)).toBe(0);
     // No temporary conversion file is left.
     expect(allFiles(t.dataDir).filter((f) => f.includes(`${join(t.dataDir, 'tmp')}`) || f.includes('.tmp-'))).toEqual([]);
@@ -125,6 +125,6 @@ describe('import and replication of uploaded disks', () => {
     expect(v.body.properties.provisioningState).toBe('Failed');
     expect(readdirSync(join(t.dataDir, 'uploads'))).toEqual([]);
     for (const f of allFiles(t.dataDir)) expect(readFileSync(f).includes(marker), f).toBe(false);
-    expect(chunkCount('site-a')).toBe(10);
+    expect(await chunkCount('site-a')).toBe(10);
   });
 });

@@ -2,13 +2,14 @@
 // is verified on arrival, the manifest arrives last, and an interrupted
 // replication resumes without re-sending what arrived.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ChunkStore, chunkKey, MANIFEST_FORMAT } from '../src/imagestore/chunk-store.js';
+import { ChunkStore, MANIFEST_FORMAT } from '../src/imagestore/chunk-store.js';
 import { LocalBlobDriver } from '../src/imagestore/drivers/local.driver.js';
 import { replicateVersion } from '../src/imagestore/replicate.js';
+import { corruptChunk } from './helpers/images.js';
 
 const MiB = 1 << 20;
 const dirs: string[] = [];
@@ -79,7 +80,7 @@ describe('replication', () => {
     const a = region('a');
     const b = region('b');
     const d = await storeVersion(a.store, 'v1', randomBytes(3 * MiB));
-    writeFileSync(join(a.dir, ...chunkKey(d.blocks[2] as string).split('/')), randomBytes(MiB));
+    await corruptChunk(a.dir, d.blocks[2] as string);
     await expect(replicateVersion(a.store, b.store, 'v1')).rejects.toMatchObject({ code: 'ChunkCorrupt' });
     expect(await b.store.hasManifest('v1')).toBe(false);
     expect(await b.store.hasChunk(d.blocks[2] as string)).toBe(false);

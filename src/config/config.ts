@@ -102,6 +102,7 @@ export const ConfigFileSchema = Type.Object(
           maxDiskSizeGB: Type.Optional(Type.Integer({ minimum: 1, maximum: 65536 })),
           pricePerGiBMonth: Type.Optional(Type.Number({ minimum: 0 })),
           gcGraceSeconds: Type.Optional(Type.Integer({ minimum: 0 })),
+          packSizeMiB: Type.Optional(Type.Integer({ minimum: 1, maximum: 1024 })),
         },
         { additionalProperties: false },
       ),
@@ -129,7 +130,7 @@ export interface Config {
   operations: { leaseSeconds: number; pollMilliseconds: number; concurrency: number };
   api: { defaultPageSize: number };
   /** Largest disk (virtual size and upload size) accepted, in bytes. */
-  images: { maxDiskBytes: number; pricePerGiBMonth: number; gcGraceSeconds: number };
+  images: { maxDiskBytes: number; pricePerGiBMonth: number; gcGraceSeconds: number; packBytes: number };
   compute: ComputeConfig;
   adminToken?: string;
   /** Where the settings came from, for `labforge doctor` and the start banner. */
@@ -308,11 +309,22 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
       maxDiskBytes: (file.images?.maxDiskSizeGB ?? 2048) * 2 ** 30,
       pricePerGiBMonth: file.images?.pricePerGiBMonth ?? 0.05,
       gcGraceSeconds: file.images?.gcGraceSeconds ?? 3600,
+      packBytes: packSizeMiB(env.LABFORGE_PACK_SIZE_MIB, file.images?.packSizeMiB) * 2 ** 20,
     },
     compute: computeConfig(file, dataDir, env, env.LABFORGE_PUBLIC_URL ?? file.publicUrl),
     adminToken: env.LABFORGE_ADMIN_TOKEN,
     source,
   };
+}
+
+/** Chunks per pack file, in MiB of chunks (LABFORGE_PACK_SIZE_MIB or images.packSizeMiB; 32 by default). */
+function packSizeMiB(envText: string | undefined, fromFile: number | undefined): number {
+  if (envText === undefined) return fromFile ?? 32;
+  const n = Number(envText);
+  if (!Number.isInteger(n) || n < 1 || n > 1024) {
+    throw new ConfigError(`LABFORGE_PACK_SIZE_MIB "${envText}" is not valid: give a whole number of MiB from 1 to 1024 (32 by default).`);
+  }
+  return n;
 }
 
 function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv, publicUrl: string | undefined): ComputeConfig {

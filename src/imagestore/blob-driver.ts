@@ -21,6 +21,16 @@ export interface PutOptions {
   batch?: boolean;
 }
 
+/** A blob written in parts (a pack of chunks): nothing is visible under its key until commit. */
+export interface BlobWriter {
+  /** Writes `data` at `position`, a multiple of 4096; the space up to the next multiple of 4096 may be zero-filled. Several writes may be in flight. */
+  write(data: Uint8Array, position: number): Promise<void>;
+  /** Makes the content durable and gives the blob its name; the name itself is durable after the next sync(), as for batched puts. */
+  commit(): Promise<void>;
+  /** Discards what was written. */
+  abort(): Promise<void>;
+}
+
 /**
  * A flat namespace of immutable-once-written blobs, keyed by `/`-separated
  * names of `[A-Za-z0-9._-]` segments. Writes are atomic: a reader sees the
@@ -32,6 +42,10 @@ export interface BlobDriver {
   put(key: string, data: Uint8Array, opts?: PutOptions): Promise<boolean>;
   /** The blob's bytes, or undefined when there is none. */
   get(key: string): Promise<Buffer | undefined>;
+  /** `length` bytes of the blob from `offset` (fewer at its end), or undefined when there is no blob. */
+  getRange(key: string, offset: number, length: number): Promise<Buffer | undefined>;
+  /** Starts a blob written in parts under `key`, which must not exist yet. */
+  openWriter(key: string): Promise<BlobWriter>;
   /** Size of the blob, or undefined when there is none. */
   stat(key: string): Promise<BlobInfo | undefined>;
   /** Removes the blob; returns whether it existed. */

@@ -3,16 +3,23 @@
  *
  * On-disk format (version 1), inside a region's blob store:
  *
- *   chunks/<aa>/<digest>        one block of guest data; <digest> is the
- *                               lowercase hex SHA-256 of the block's bytes and
- *                               <aa> its first two characters (256 fan-out
- *                               directories keep directories small).
+ *   packs/<id>.pack             many chunks and their index (packs.ts): each
+ *                               chunk at a multiple of 4096, then the index
+ *                               {"format":"labforge-pack/1","chunks":[[digest,
+ *                               offset, length], ...]} padded with spaces, then
+ *                               a 32-byte footer "labforge-pack/1 " + the
+ *                               index's offset in 16 hex digits.
+ *   chunks/<aa>/<digest>        one chunk in a file of its own (stores written
+ *                               before packs; read, verified and collected,
+ *                               never written any more).
  *   manifests/<name>.json       a version's manifest (below), written last: a
  *                               manifest present means every chunk it names is
  *                               present in this region (the commit point).
- *   quarantine/<digest>.bad     chunks that failed verification.
+ *   quarantine/<digest>.bad     chunks that failed verification;
+ *   quarantine/<id>.pack.bad    packs whose index could not be read.
  *
- * A disk is split into fixed-size blocks of its guest address space
+ * A chunk is one block of guest data; <digest> is the lowercase hex SHA-256 of
+ * its bytes. A disk is split into fixed-size blocks of its guest address space
  * (`blockSize`, 1 MiB by default; the last block may be shorter). A block of
  * all zeros is not stored; its manifest entry is null. Every other block is
  * stored once per region whatever the number of versions or disks using it.
@@ -22,9 +29,10 @@
  * null, ...]}]}. Blocks past the end of `blocks` are zeros, so an empty disk of
  * any size has `"blocks": []`.
  *
- * Writes: blobs are written to a temporary name (with direct I/O from 64 KiB), fsynced, linked into place
- * (never replacing an existing chunk: inserting an existing chunk is a no-op)
- * and the directory fsynced — see drivers/local.driver.ts. Reads re-hash each
+ * Writes: a pack is written under a temporary name (direct I/O), fsynced,
+ * linked to its name and its directory fsynced before a manifest names its
+ * chunks, so a named pack is always whole — see drivers/local.driver.ts and
+ * packs.ts. Inserting a chunk the region has is a no-op. Reads re-hash each
  * chunk and refuse one whose content does not match its name.
  *
  * Why SHA-256 and 1 MiB: see docs/PERFORMANCE.md ("Chunk size and hash"). A
@@ -33,6 +41,6 @@
  * a name and corrupt other people's images.
  */
 export { type BlobDriver, createBlobDriver, registerBlobDriver } from './blob-driver.js';
-export { ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, type Manifest } from './chunk-store.js';
+export { ChunkBatch, ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, type Manifest } from './chunk-store.js';
 
 import './drivers/local.driver.js';

@@ -35,25 +35,38 @@ export async function replicateVersion(
     return result;
   }
   let next = 0;
+  let failure: { err: unknown } | undefined;
+  const batch = target.batch();
   const worker = async () => {
-    while (next < digests.length) {
-      opts.signal?.throwIfAborted();
-      const digest = digests[next++] as string;
-      if (await target.hasChunk(digest)) {
-        result.chunksSkipped++;
-      } else {
-        const data = await source.getChunk(digest);
-        await target.putVerified(digest, data);
-        result.bytesSent += data.length;
-        result.chunksSent++;
-        await chunkFault();
+    while (next < digests.length && !failure) {
+      try {
+        opts.signal?.throwIfAborted();
+        const digest = digests[next++] as string;
+        if (await target.hasChunk(digest)) {
+          target.markUsed(digest);
+          result.chunksSkipped++;
+        } else {
+          const data = await source.getChunk(digest);
+          await batch.putVerified(digest, data);
+          result.bytesSent += data.length;
+          result.chunksSent++;
+          await chunkFault();
+        }
+        result.chunksDone++;
+        opts.onProgress?.(result);
+      } catch (err) {
+        failure ??= { err };
       }
-      result.chunksDone++;
-      opts.onProgress?.(result);
     }
   };
   await Promise.all(Array.from({ length: opts.concurrency ?? 8 }, worker));
-  opts.signal?.throwIfAborted();
+  if (!failure && opts.signal?.aborted) failure = { err: opts.signal.reason };
+  if (failure) {
+    // Keep what arrived (every chunk was checked): a replication started again does not send it twice.
+    await batch.finish().catch(() => batch.abort());
+    throw failure.err;
+  }
+  await batch.finish();
   // The manifest is the commit point: only now is the replica usable.
   await target.putManifest(name, manifest);
   return result;

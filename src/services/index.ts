@@ -47,7 +47,7 @@ export function createServices(config: Config, store: Store): Services {
   const operations = new OperationStore(store.db, store.dialect);
   const groups = new ResourceGroupService(store.db, regions);
   const galleries = new GalleryService(store.db, groups, regions);
-  const imageStores = openRegionStores(config.regions);
+  const imageStores = openRegionStores(config.regions, { packBytes: config.images.packBytes });
   const uploads = new UploadService(config.dataDir);
   const versions = new ImageVersionService(store.db, galleries, regions, operations, imageStores, uploads, {
     maxDiskBytes: config.images.maxDiskBytes,

@@ -87,6 +87,42 @@ export function runBlobDriverConformance(name: string, target: ConformanceTarget
       expect(Buffer.compare((await d.get('chunks/0d/odd')) as Buffer, odd.subarray(1))).toBe(0);
     });
 
+    it('reads a range of a blob, short at its end, and nothing for a missing blob', async () => {
+      const d = await target.create();
+      const data = randomBytes(3 << 20);
+      await d.put('packs/r.pack', data);
+      expect(Buffer.compare((await d.getRange('packs/r.pack', 1 << 20, 4096)) as Buffer, data.subarray(1 << 20, (1 << 20) + 4096))).toBe(0);
+      expect((await d.getRange('packs/r.pack', (3 << 20) - 10, 100))?.length).toBe(10);
+      expect(await d.getRange('packs/missing.pack', 0, 10)).toBeUndefined();
+    });
+
+    it('writes a blob in parts that appears whole at commit, and not at all when aborted', async () => {
+      const d = await target.create();
+      const parts = [randomBytes(1 << 20), randomBytes(100_001), randomBytes(4096)];
+      const w = await d.openWriter('packs/w.pack');
+      // Out of order and at once, as chunks of a pack arrive; positions are multiples of 4096.
+      await Promise.all([w.write(parts[2] as Buffer, (1 << 20) + 102_400), w.write(parts[0] as Buffer, 0), w.write(parts[1] as Buffer, 1 << 20)]);
+      expect(await d.stat('packs/w.pack')).toBeUndefined();
+      expect((await collect(d.list('packs/'))).length).toBe(0);
+      await w.commit();
+      await d.sync();
+      const back = (await d.get('packs/w.pack')) as Buffer;
+      expect(back.length).toBe((1 << 20) + 102_400 + 4096);
+      expect(Buffer.compare(back.subarray(0, 1 << 20), parts[0] as Buffer)).toBe(0);
+      expect(Buffer.compare(back.subarray(1 << 20, (1 << 20) + 100_001), parts[1] as Buffer)).toBe(0);
+      expect(Buffer.compare(back.subarray((1 << 20) + 102_400), parts[2] as Buffer)).toBe(0);
+      const dropped = await d.openWriter('packs/x.pack');
+      await dropped.write(randomBytes(5000), 0);
+      await dropped.abort();
+      expect(await d.stat('packs/x.pack')).toBeUndefined();
+      if (target.rawEntries) expect(await target.rawEntries(d)).toEqual(['packs/w.pack']);
+      // A blob ending in a part that is no whole number of 4 KiB blocks ends exactly there.
+      const odd = await d.openWriter('packs/odd.pack');
+      await odd.write(parts[1] as Buffer, 0);
+      await odd.commit();
+      expect((await d.stat('packs/odd.pack'))?.size).toBe(100_001);
+    });
+
     it('lists keys under a prefix in key order with their sizes', async () => {
       const d = await target.create();
       for (const k of ['chunks/bb/b2', 'chunks/aa/a1', 'chunks/bb/b1', 'manifests/v1.json', 'chunksX']) await d.put(k, Buffer.alloc(k.length));
