@@ -528,6 +528,8 @@ export class ApiClient {
   private readonly base: URL;
   private readonly token?: string;
   private readonly ca?: string[];
+  /** Connections kept open between requests (a factory run or a wait makes hundreds); idle ones never keep the process alive. */
+  private agent: http.Agent | undefined;
   private readonly timeoutMs: number;
   private readonly userAgent: string;
 
@@ -591,30 +593,45 @@ export class ApiClient {
     };
     const isHttps = url.protocol === 'https:';
     const mod = isHttps ? https : http;
-    const res = await new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
-      const req = mod.request(
-        url,
-        {
-          method,
-          headers,
-          // A fresh connection per request: the CLI makes few calls and must exit promptly afterwards.
-          agent: false,
-          ...(isHttps && this.ca ? { ca: this.ca } : {}),
-          timeout: this.timeoutMs,
-        },
-        (r) => {
-          const chunks: Buffer[] = [];
-          r.on('data', (c: Buffer) => chunks.push(c));
-          r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, text: Buffer.concat(chunks).toString('utf8') }));
-          r.on('error', (err) => reject(connectionError(err, url)));
-        },
-      );
-      req.on('timeout', () => {
-        req.destroy(Object.assign(new Error(`no answer within ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' }));
+    this.agent ??= isHttps ? new https.Agent({ keepAlive: true, ...(this.ca ? { ca: this.ca } : {}) }) : new http.Agent({ keepAlive: true });
+    const agent = this.agent;
+    const send = () =>
+      new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+        const req = mod.request(
+          url,
+          {
+            method,
+            headers,
+            agent,
+            ...(isHttps && this.ca ? { ca: this.ca } : {}),
+            timeout: this.timeoutMs,
+          },
+          (r) => {
+            const chunks: Buffer[] = [];
+            r.on('data', (c: Buffer) => chunks.push(c));
+            r.on('end', () => resolve({ status: r.statusCode ?? 0, headers: r.headers, text: Buffer.concat(chunks).toString('utf8') }));
+            r.on('error', (err) => reject(connectionError(err, url)));
+          },
+        );
+        req.on('timeout', () => {
+          req.destroy(Object.assign(new Error(`no answer within ${Math.round(this.timeoutMs / 1000)} s`), { code: 'ETIMEDOUT' }));
+        });
+        req.on('error', (err: NodeJS.ErrnoException) => {
+          // A kept connection the server closed while it was idle: the request never reached it, send it again.
+          if (req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) reject(Object.assign(err, { stale: true }));
+          else reject(connectionError(err, url));
+        });
+        req.end(payload);
       });
-      req.on('error', (err: NodeJS.ErrnoException) => reject(connectionError(err, url)));
-      req.end(payload);
-    });
+    let res: { status: number; headers: http.IncomingHttpHeaders; text: string };
+    try {
+      res = await send();
+    } catch (err) {
+      if (!(err as { stale?: boolean }).stale) throw err;
+      res = await send().catch((again: NodeJS.ErrnoException & { stale?: boolean }) => {
+        throw again.stale ? connectionError(again, url) : again;
+      });
+    }
     let body: unknown;
     if (res.text.trim() !== '') {
       try {

@@ -158,8 +158,17 @@ export function registerLab(program: Command): void {
     const ctx = loadContext();
     const sub = await ctx.subscription();
     const current = await ctx.client.getLab(sub, opts.resourceGroup, name);
-    if (opts.seats !== undefined)
-      await ctx.client.putLab(sub, opts.resourceGroup, name, { properties: { virtualMachineProfile: { sku: { capacity: opts.seats } } } }, 'PATCH');
+    if (opts.seats !== undefined) {
+      const scaled = await ctx.client.putLab(
+        sub,
+        opts.resourceGroup,
+        name,
+        { properties: { virtualMachineProfile: { sku: { capacity: opts.seats } } } },
+        'PATCH',
+      );
+      // Scaling a published lab is an operation of its own: publishing waits for it (the lab takes one at a time).
+      await followOperation(ctx, scaled.operationUrl, { ...opts, wait: true }, `Scaling lab ${name}`);
+    }
     if (current.properties.state === 'Published') {
       process.stderr.write(`labforge: lab ${name} was published before: its student VMs are replaced and what students changed on them is lost.\n`);
     }
