@@ -20,7 +20,7 @@
 // dist/ is rebuilt first when it is missing or older than src/ (as bench/run.sh).
 // Usage: node bench/imagestore.mjs [--save] [--size-gib N] [--seed N]
 // (--save writes bench/results/imagestore-<ISO date>.json)
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import {
   closeSync,
@@ -41,6 +41,7 @@ import { availableParallelism, cpus, freemem, loadavg, tmpdir, totalmem } from '
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { rssSampler, timed } from './lib/common.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -165,31 +166,6 @@ function prepare(cold) {
   else execFileSync('sync');
 }
 
-/** Peak RSS of this process, sampled every 50 ms. */
-function rssSampler() {
-  let peak = process.memoryUsage.rss();
-  const timer = setInterval(() => {
-    peak = Math.max(peak, process.memoryUsage.rss());
-  }, 50);
-  return () => {
-    clearInterval(timer);
-    return Math.max(peak, process.memoryUsage.rss());
-  };
-}
-
-/** Runs a command, returns its wall time (and its peak RSS when /usr/bin/time is there). */
-const HAVE_TIME = existsSync('/usr/bin/time');
-function timed(cmd, argv, opts = {}) {
-  const full = HAVE_TIME ? ['/usr/bin/time', ['-f', 'LFBENCH_MAXRSS_KB=%M', cmd, ...argv]] : [cmd, argv];
-  const t0 = now();
-  const r = spawnSync(full[0], full[1], { encoding: 'utf8', maxBuffer: 64 * MiB, ...opts });
-  const seconds = now() - t0;
-  if (r.error?.code === 'ETIMEDOUT') return { seconds, timedOut: true, stdout: r.stdout ?? '' };
-  if (r.error) throw r.error;
-  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
-  const m = /LFBENCH_MAXRSS_KB=(\d+)/.exec(r.stderr ?? '');
-  return { seconds, timedOut: false, stdout: r.stdout, peakRss: m ? Number(m[1]) * KiB : undefined };
-}
 /** fsync of one file (coreutils `sync FILE`). */
 function fsyncFile(file) {
   const t0 = now();

@@ -1,6 +1,6 @@
 // Helpers shared by the benchmarks: units, timing, formatting, shell calls,
 // and loading the compiled code from dist/ (rebuilt when older than src/).
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,6 +26,32 @@ export function toolVersion(cmd, argv) {
   } catch {
     return null;
   }
+}
+
+/** Peak RSS of this process, sampled every 50 ms until the returned function is called. */
+export function rssSampler() {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage.rss());
+  }, 50);
+  return () => {
+    clearInterval(timer);
+    return Math.max(peak, process.memoryUsage.rss());
+  };
+}
+
+const HAVE_TIME = existsSync('/usr/bin/time');
+/** Runs a command, returns its wall time (and its peak RSS when /usr/bin/time is there). */
+export function timed(cmd, argv, opts = {}) {
+  const full = HAVE_TIME ? ['/usr/bin/time', ['-f', 'LFBENCH_MAXRSS_KB=%M', cmd, ...argv]] : [cmd, argv];
+  const t0 = now();
+  const r = spawnSync(full[0], full[1], { encoding: 'utf8', maxBuffer: 64 * MiB, ...opts });
+  const seconds = now() - t0;
+  if (r.error?.code === 'ETIMEDOUT') return { seconds, timedOut: true, stdout: r.stdout ?? '' };
+  if (r.error) throw r.error;
+  if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
+  const m = /LFBENCH_MAXRSS_KB=(\d+)/.exec(r.stderr ?? '');
+  return { seconds, timedOut: false, stdout: r.stdout, peakRss: m ? Number(m[1]) * KiB : undefined };
 }
 
 /** Imports a compiled module from dist/, building dist/ first when it is missing or older than src/. */
