@@ -2,6 +2,7 @@
 // password; wrong passwords are rate-limited; sessions end on sign-out; a
 // student registers with their lab's registration code and sees their lab.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountService } from '../src/services/account.service.js';
 import './helpers/fake-compute.js';
 import { publishedLab } from './helpers/labs.js';
 import { DIALECTS } from './helpers/pg.js';
@@ -76,6 +77,20 @@ describe.each(DIALECTS)('accounts and sign-in (%s)', (dialect) => {
 
     expect((await t.call('POST', `/providers/Labforge.Core/signOut?${LABFORGE}`, undefined, { token: session.body.token })).status).toBe(204);
     expect((await t.call('GET', '/providers/Labforge.Core/whoami', undefined, { token: session.body.token })).status).toBe(401);
+  });
+
+  it('counts failed sign-ins in the database: another server process sharing it refuses the locked email too', async () => {
+    await t.call('PUT', `/providers/Labforge.Core/accounts/okafor@school.edu?${LABFORGE}`, { properties: { role: 'creator' } });
+    // A second server process on the same database: its own memory is empty.
+    const other = new AccountService(t.server.services.store.db, t.server.services.tokens);
+    for (let i = 0; i < 5; i++) await expect(other.signIn('okafor@school.edu', 'Wrong-Horse-42', '192.0.2.7')).rejects.toMatchObject({ status: 401 });
+    const locked = await signIn('okafor@school.edu', 'Wrong-Horse-42');
+    expect(locked.status).toBe(429);
+    expect(locked.body.error.code).toBe('TooManyAttempts');
+    // Failures from one address count across emails too, in every process.
+    for (let i = 0; i < 30; i++) await other.signIn(`nobody${i}@school.edu`, 'x', '192.0.2.99').catch(() => undefined);
+    await expect(t.server.services.accounts.signIn('okafor@school.edu', 'x', '192.0.2.99')).rejects.toMatchObject({ status: 429 });
+    expect((await t.call('DELETE', `/providers/Labforge.Core/accounts/okafor@school.edu?${LABFORGE}`)).status).toBe(200);
   });
 
   it("lets a student register with their lab's code and see their lab and seat", async () => {

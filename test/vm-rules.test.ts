@@ -1,6 +1,7 @@
 // The rules of VMs, on both metadata stores, with a compute driver that runs
 // nothing: who sees and does what, refusals that say what to do, power state
 // reconciled with the driver, files and bases cleaned up on delete.
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,6 +149,23 @@ describe.each(DIALECTS)('VM rules (%s)', (dialect) => {
     const d = await t.call('POST', vmUrl('again', 'redeploy'));
     expect((await waitForOperation(t, d.headers['azure-asyncoperation'] as string)).status).toBe('Succeeded');
     expect((await t.call('GET', vmUrl('again'))).body.properties.state).toBe('Running');
+  });
+
+  it('keeps console tickets hashed in the database, each opening each channel once', async () => {
+    await create('desk-9');
+    const c = await t.call('POST', vmUrl('desk-9', 'console'));
+    expect(c.status).toBe(200);
+    const ticket = /\/consoles\/([A-Za-z0-9_-]+)\/serial$/.exec(c.body.serialUrl)?.[1] as string;
+    const rows = await t.server.services.store.db.selectFrom('console_tickets').selectAll().execute();
+    expect(rows.map((r) => r.ticket_hash)).toContain(createHash('sha256').update(ticket).digest('hex'));
+    expect(JSON.stringify(rows)).not.toContain(ticket);
+    const vms = t.server.services.vms;
+    expect((await vms.redeemTicket(ticket, 'serial')).state).toBe('Running');
+    await expect(vms.redeemTicket(ticket, 'serial')).rejects.toMatchObject({ status: 401, code: 'InvalidConsoleTicket' });
+    // Two redeemers racing for the other channel: one gets it.
+    const race = await Promise.allSettled([vms.redeemTicket(ticket, 'vnc'), vms.redeemTicket(ticket, 'vnc')]);
+    expect(race.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+    await expect(vms.redeemTicket('not-a-ticket', 'vnc')).rejects.toMatchObject({ code: 'InvalidConsoleTicket' });
   });
 
   it('deletes a VM with its disk, and the base when no VM uses it any more', async () => {

@@ -10,6 +10,7 @@ import * as m002 from './migrations/002-virtual-machines.js';
 import * as m003 from './migrations/003-lab-services.js';
 import * as m004 from './migrations/004-accounts.js';
 import * as m005 from './migrations/005-lab-schedules.js';
+import * as m006 from './migrations/006-sign-ins-and-console-tickets.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -26,6 +27,7 @@ const migrations: Record<string, Migration> = {
   '003-lab-services': m003,
   '004-accounts': m004,
   '005-lab-schedules': m005,
+  '006-sign-ins-and-console-tickets': m006,
 };
 
 class StaticMigrations implements MigrationProvider {

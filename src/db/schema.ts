@@ -242,6 +242,21 @@ export interface MetaTable {
   value: string;
 }
 
+/** One failed sign-in (or registration) attempt, by email (`e:<email>`) or address (`a:<address>`). */
+export interface SignInFailureTable {
+  id: string;
+  key: string;
+  at: string;
+}
+
+/** A console ticket: its SHA-256, the VM, when it expires, and the channels it may still open (`vnc,serial`). */
+export interface ConsoleTicketTable {
+  ticket_hash: string;
+  vm_key: string;
+  expires_at: string;
+  kinds: string;
+}
+
 export interface Database {
   meta: MetaTable;
   subscriptions: SubscriptionTable;
@@ -258,4 +273,6 @@ export interface Database {
   lab_users: LabUserTable;
   accounts: AccountTable;
   lab_schedules: LabScheduleTable;
+  sign_in_failures: SignInFailureTable;
+  console_tickets: ConsoleTicketTable;
 }

@@ -74,43 +74,63 @@ export function checkPassword(pw: string | undefined, field = 'password'): strin
   return pw;
 }
 
-/** Failed sign-ins per key (an email, an address): at most `limit` in `windowMs`. */
+/**
+ * Failed sign-ins per key (an email, an address): at most `limit` in `windowMs`. Kept in the database, so
+ * server processes sharing it count together and a restart forgets nothing.
+ */
 class Limiter {
-  private readonly fails = new Map<string, number[]>();
-
   constructor(
+    private readonly db: Kysely<Database>,
     private readonly limit: number,
     private readonly windowMs: number,
   ) {}
 
   /** Seconds to wait before trying again, or 0. */
-  retryAfter(key: string): number {
+  async retryAfter(key: string): Promise<number> {
     const now = Date.now();
-    const recent = (this.fails.get(key) ?? []).filter((t) => now - t < this.windowMs);
-    if (recent.length) this.fails.set(key, recent);
-    else this.fails.delete(key);
-    return recent.length >= this.limit ? Math.ceil((this.windowMs - (now - (recent[0] as number))) / 1000) : 0;
+    const recent = await this.db
+      .selectFrom('sign_in_failures')
+      .select('at')
+      .where('key', '=', key)
+      .where('at', '>', new Date(now - this.windowMs).toISOString())
+      .orderBy('at', 'desc')
+      .limit(this.limit)
+      .execute();
+    if (recent.length < this.limit) return 0;
+    // The oldest of the last `limit` failures leaves the window first.
+    const oldest = Date.parse((recent[recent.length - 1] as { at: string }).at);
+    return Math.max(1, Math.ceil((this.windowMs - (now - oldest)) / 1000));
   }
 
-  fail(key: string): void {
-    if (this.fails.size > 100_000) this.fails.clear();
-    this.fails.set(key, [...(this.fails.get(key) ?? []), Date.now()]);
+  async fail(key: string): Promise<void> {
+    const now = Date.now();
+    await this.db
+      .insertInto('sign_in_failures')
+      .values({ id: randomUUID(), key, at: new Date(now).toISOString() })
+      .execute();
+    await this.db
+      .deleteFrom('sign_in_failures')
+      .where('at', '<=', new Date(now - this.windowMs).toISOString())
+      .execute();
   }
 
-  clear(key: string): void {
-    this.fails.delete(key);
+  async clear(key: string): Promise<void> {
+    await this.db.deleteFrom('sign_in_failures').where('key', '=', key).execute();
   }
 }
 
 export class AccountService {
-  private readonly byEmail = new Limiter(5, 15 * 60_000);
-  private readonly byAddress = new Limiter(30, 15 * 60_000);
+  private readonly byEmail: Limiter;
+  private readonly byAddress: Limiter;
   labs: LabService | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly tokens: TokenService,
-  ) {}
+  ) {
+    this.byEmail = new Limiter(db, 5, 15 * 60_000);
+    this.byAddress = new Limiter(db, 30, 15 * 60_000);
+  }
 
   private normal(email: string | undefined): string {
     const e = (email ?? '').trim().toLowerCase();
@@ -207,7 +227,7 @@ export class AccountService {
   /** Email and password to a session token. Every failure says the same, and too many are refused for a while. */
   async signIn(emailIn: string | undefined, password: string | undefined, address: string): Promise<Session> {
     const email = (emailIn ?? '').trim().toLowerCase();
-    const wait = Math.max(this.byEmail.retryAfter(`e:${email}`), this.byAddress.retryAfter(`a:${address}`));
+    const wait = Math.max(await this.byEmail.retryAfter(`e:${email}`), await this.byAddress.retryAfter(`a:${address}`));
     if (wait > 0) {
       throw Object.assign(
         new LabforgeError(
@@ -222,15 +242,15 @@ export class AccountService {
     // An unknown email costs the same time as a wrong password.
     const ok = r?.password_hash ? await verifySecret(password ?? '', r.password_hash) : await hashSecret(password ?? '').then(() => false);
     if (!r || !ok) {
-      this.byEmail.fail(`e:${email}`);
-      this.byAddress.fail(`a:${address}`);
+      await this.byEmail.fail(`e:${email}`);
+      await this.byAddress.fail(`a:${address}`);
       throw unauthorized(
         r && !r.password_hash
           ? 'This account has no password yet: use the invitation or the registration code you were given to choose one.'
           : 'The email or the password is wrong.',
       );
     }
-    this.byEmail.clear(`e:${email}`);
+    await this.byEmail.clear(`e:${email}`);
     return this.session(r);
   }
 
@@ -248,13 +268,13 @@ export class AccountService {
     address: string,
   ): Promise<Session> {
     const email = this.normal(input.email);
-    const wait = this.byAddress.retryAfter(`a:${address}`);
+    const wait = await this.byAddress.retryAfter(`a:${address}`);
     if (wait > 0) throw new LabforgeError(429, 'TooManyAttempts', `Too many failed attempts from this address. Wait ${Math.ceil(wait / 60)} minute(s).`);
     const hash = await hashSecret(checkPassword(input.password));
     const existing = await this.row(email);
     if (input.invitation) {
       if (!existing?.invitation_hash || existing.invitation_hash !== sha256(input.invitation) || (existing.invitation_expires_at ?? '') < nowIso()) {
-        this.byAddress.fail(`a:${address}`);
+        await this.byAddress.fail(`a:${address}`);
         throw unauthorized('The invitation is not valid for this email: it is wrong, used or expired. Ask an admin for a new one.');
       }
       await this.db
@@ -271,7 +291,7 @@ export class AccountService {
     }
     const ok = await this.labs.registerStudent(email, input.registrationCode);
     if (!ok) {
-      this.byAddress.fail(`a:${address}`);
+      await this.byAddress.fail(`a:${address}`);
       throw unauthorized('The registration code is wrong, or this lab is not open and your email is not on its list. Check the code with your teacher.');
     }
     if (existing) {

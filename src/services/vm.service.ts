@@ -3,7 +3,7 @@
 // driver. The database records what was asked (image, size, identity) and the
 // power state; the driver knows what really runs, and the two are reconciled
 // at server start and whenever a VM is read.
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,6 +38,9 @@ import { type ImageVersion, type ImageVersionService, versionArmId } from './ima
 import type { ResourceGroupService } from './resource-group.service.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
+
+/** Console tickets are kept hashed, like tokens. */
+const ticketHash = (ticket: string) => createHash('sha256').update(ticket).digest('hex');
 
 export const VM_CREATE = 'compute.vm.create';
 export const VM_POWER = 'compute.vm.power';
@@ -748,8 +751,6 @@ export class VmService {
 
   // ---- console ----
 
-  private readonly tickets = new Map<string, { vmKey: string; expires: number; kinds: Set<'vnc' | 'serial'> }>();
-
   /** A short-lived ticket to open the VM's console over WebSocket (browsers cannot send an Authorization header there). */
   async consoleTicket(p: Principal, sub: string, rg: string, name: string): Promise<{ ticket: string; expiresAt: string; vm: VirtualMachine }> {
     return this.ticketFor(await this.get(p, sub, rg, name));
@@ -761,25 +762,38 @@ export class VmService {
       throw conflict(`Virtual machine '${vm.name}' is ${vm.state}; start it to open its console.`, undefined, 'OperationNotAllowed');
     }
     const now = Date.now();
-    for (const [k, t] of this.tickets) if (t.expires < now) this.tickets.delete(k);
     const ticket = randomBytes(24).toString('base64url');
     const expires = now + 60_000;
-    this.tickets.set(ticket, { vmKey: vm.key, expires, kinds: new Set(['vnc', 'serial']) });
+    // Kept in the database (hashed, like tokens): another server process sharing it can redeem the ticket.
+    await this.db.deleteFrom('console_tickets').where('expires_at', '<', new Date(now).toISOString()).execute();
+    await this.db
+      .insertInto('console_tickets')
+      .values({ ticket_hash: ticketHash(ticket), vm_key: vm.key, expires_at: new Date(expires).toISOString(), kinds: 'vnc,serial' })
+      .execute();
     return { ticket, expiresAt: new Date(expires).toISOString(), vm };
   }
 
   /** Consumes a ticket for one console channel; each ticket opens each channel once, within a minute. */
   async redeemTicket(ticket: string, kind: 'vnc' | 'serial'): Promise<VmStatus> {
-    const t = this.tickets.get(ticket);
-    if (!t || t.expires < Date.now() || !t.kinds.has(kind)) {
-      throw new LabforgeError(
+    const invalid = () =>
+      new LabforgeError(
         401,
         'InvalidConsoleTicket',
         'The console ticket is unknown, expired (tickets last one minute) or already used. Ask for a new one with POST .../virtualMachines/{vm}/console.',
       );
-    }
-    t.kinds.delete(kind);
-    const status = await this.driver.status(t.vmKey);
+    const hash = ticketHash(ticket);
+    const t = await this.db.selectFrom('console_tickets').selectAll().where('ticket_hash', '=', hash).executeTakeFirst();
+    const kinds = t ? t.kinds.split(',').filter(Boolean) : [];
+    if (!t || t.expires_at < new Date().toISOString() || !kinds.includes(kind)) throw invalid();
+    // Only one of two redeemers racing for the same channel gets it.
+    const used = await this.db
+      .updateTable('console_tickets')
+      .set({ kinds: kinds.filter((k) => k !== kind).join(',') })
+      .where('ticket_hash', '=', hash)
+      .where('kinds', '=', t.kinds)
+      .executeTakeFirst();
+    if (Number(used.numUpdatedRows) !== 1) throw invalid();
+    const status = await this.driver.status(t.vm_key);
     if (status?.state !== 'Running') throw conflict('The VM is not running any more; start it and open the console again.');
     return status;
   }
