@@ -126,6 +126,31 @@ describe('pack files', () => {
     expect(await s.hasChunk(sha256(other))).toBe(false);
   });
 
+  it('keeps a chunk a write brings while collection is removing it from its pack', async () => {
+    const { dir, store: s } = region('a', 4 * MiB);
+    const [kept, orphan] = [randomBytes(MiB), randomBytes(MiB)];
+    const batch0 = s.batch();
+    await batch0.put(sha256(kept), kept);
+    await batch0.put(sha256(orphan), orphan);
+    await batch0.finish();
+    await s.putManifest('v1', { format: MANIFEST_FORMAT, disks: [{ name: 'os', virtualSize: MiB, blockSize: MiB, blocks: [sha256(kept)] }] });
+    await sleep(20);
+    // An import arrives with the unreferenced chunk just after collection decided to drop it.
+    const late = s.batch();
+    let brought: boolean | undefined;
+    const repack = s.repack.bind(s);
+    s.repack = async (key, keep) => {
+      brought = await late.put(sha256(orphan), orphan);
+      return repack(key, keep);
+    };
+    expect(await collectGarbage(s, 10)).toMatchObject({ chunksRemoved: 1, packsRewritten: 1 });
+    await late.finish();
+    // The write did not count on the copy being removed: it stored the chunk again.
+    expect(brought).toBe(true);
+    expect((await s.getChunk(sha256(orphan))).equals(orphan)).toBe(true);
+    expect((await new ChunkStore(new LocalBlobDriver(dir), 'a').getChunk(sha256(orphan))).equals(orphan)).toBe(true);
+  });
+
   it('sets aside a pack whose index is damaged and repairs its chunks from another region', async () => {
     const a = region('a', 4 * MiB);
     const b = region('b', 4 * MiB);

@@ -183,16 +183,29 @@ export class ChunkStore {
   private dropPack(key: string, index: Map<string, ChunkLocation>): void {
     const info = this.packs.get(key);
     this.packs.delete(key);
-    for (const e of info?.entries ?? []) {
-      const spares = (this.spares.get(e.digest) ?? []).filter((l) => l.pack !== key);
-      if (index.get(e.digest)?.pack === key) {
-        const next = spares.shift();
-        if (next) index.set(e.digest, next);
-        else index.delete(e.digest);
-      }
-      if (spares.length) this.spares.set(e.digest, spares);
-      else this.spares.delete(e.digest);
+    for (const e of info?.entries ?? []) this.unlocate(e.digest, key, index);
+  }
+
+  /** Forgets where a chunk is in `pack` (undefined: its own file); a copy in another pack takes over. */
+  private unlocate(digest: string, pack: string | undefined, index: Map<string, ChunkLocation>): void {
+    const spares = (this.spares.get(digest) ?? []).filter((l) => l.pack !== pack);
+    if (index.has(digest) && index.get(digest)?.pack === pack) {
+      const next = spares.shift();
+      if (next) index.set(digest, next);
+      else index.delete(digest);
     }
+    if (spares.length) this.spares.set(digest, spares);
+    else this.spares.delete(digest);
+  }
+
+  /**
+   * Takes chunks out of the index at once, before their pack is rewritten or their file deleted: a write
+   * from now on stores them anew instead of counting on them. Synchronous, so nothing runs between a
+   * collector's decision and this. The index must be loaded.
+   */
+  forget(digests: Iterable<string>, pack?: string): void {
+    if (!this.index) throw new Error('the chunk index is not loaded');
+    for (const d of digests) this.unlocate(d, pack, this.index);
   }
 
   /** @internal A batch sealed a pack. */
@@ -339,9 +352,8 @@ export class ChunkStore {
       return removed;
     }
     const digest = loc.digest as string;
-    const removed = await this.driver.delete(chunkKey(digest));
-    if (index.get(digest)?.pack === undefined) index.delete(digest);
-    return removed;
+    this.unlocate(digest, undefined, index);
+    return this.driver.delete(chunkKey(digest));
   }
 
   /**

@@ -152,18 +152,22 @@ export async function collectGarbage(store: ChunkStore, graceMs: number, signal?
   for (const m of (await regionManifests(store)).values()) for (const d of manifestDigests(m)) live.add(d);
   const cutoff = Date.now() - graceMs;
   const spared = (digest: string) => store.usedSince(digest, cutoff);
+  const index = await store.locations();
   // Chunk files (stores written before packs).
   for await (const b of store.driver.list('chunks/')) {
     signal?.throwIfAborted();
     const digest = b.key.slice(b.key.lastIndexOf('/') + 1);
     if (live.has(digest)) report.chunksKept++;
     else if ((b.modifiedMs ?? 0) > cutoff || spared(digest)) report.chunksInGrace++;
-    else if (await store.removeBlob({ digest })) {
-      report.chunksRemoved++;
-      report.bytesFreed += b.size;
+    else {
+      // Decided and forgotten in one step: a write that finds the chunk from now on stores it again.
+      store.forget([digest]);
+      if (await store.removeBlob({ digest })) {
+        report.chunksRemoved++;
+        report.bytesFreed += b.size;
+      }
     }
   }
-  const index = await store.locations();
   for (const pack of await store.packList()) {
     signal?.throwIfAborted();
     const keep: PackEntry[] = [];
@@ -182,6 +186,12 @@ export async function collectGarbage(store: ChunkStore, graceMs: number, signal?
       continue;
     }
     report.chunksInGrace += keep.length - kept;
+    // Decided and forgotten in one step (no await between): a write that would have counted on a dropped
+    // chunk stores it again, and one that found it before this was seen in `spared`.
+    store.forget(
+      drop.map((e) => e.digest),
+      pack.key,
+    );
     if (keep.length) {
       await store.repack(pack.key, keep);
       report.packsRewritten++;
