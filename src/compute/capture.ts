@@ -1,13 +1,14 @@
 // Capture of a VM's disk into the image store at a cost proportional to what
 // changed: the VM's qcow2 overlay holds exactly the guest's writes, so only
-// the blocks it touches are read (in place, at the file offsets `qemu-img map`
-// gives), merged with the base, hashed on the hashing threads and stored;
+// the blocks it touches are read (in place, at the file offsets its cluster
+// tables or `qemu-img map` give), merged with the base, hashed on the hashing threads and stored;
 // every other block keeps the base's chunk. Our own overlay is always opened
 // with an explicit format, never probed.
 import { execFile } from 'node:child_process';
 import { open } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
+import { readOverlayMap } from './overlay-map.js';
 
 const run = promisify(execFile);
 
@@ -29,19 +30,28 @@ interface MapExtent {
   offset?: number;
 }
 
+/**
+ * What the guest wrote: data extents with their place in the overlay file (uncompressed, unencrypted: QEMU
+ * wrote them), read in place, and extents it zeroed, which need no read. From the overlay's own tables
+ * when it is a plain one labforge made, else from `qemu-img map` (depth 0).
+ */
+async function overlayChanges(overlay: string, shared: boolean, baseSize: number): Promise<{ virtualSize: number; changed: MapExtent[] }> {
+  const own = await readOverlayMap(overlay, baseSize);
+  if (own) return { virtualSize: own.virtualSize, changed: own.extents.map((e) => ({ ...e, depth: 0, data: !e.zero })) };
+  const share = shared ? ['-U'] : [];
+  const { stdout } = await run('qemu-img', ['map', ...share, '-f', 'qcow2', '--output=json', overlay], { timeout: 120_000, maxBuffer: 256 << 20 });
+  const extents = JSON.parse(stdout) as MapExtent[];
+  const virtualSize = extents.reduce((n, e) => Math.max(n, e.start + e.length), 0);
+  return { virtualSize, changed: extents.filter((e) => e.depth === 0 && (e.zero || (e.data && e.offset !== undefined))) };
+}
+
 export async function captureOverlay(
   store: ChunkStore,
   base: { disk: DiskManifest; path: string },
   overlay: string,
   opts: { name: string /** The overlay is open in a paused VM: read it without taking its lock. */; shared?: boolean },
 ): Promise<{ disk: DiskManifest; stats: CaptureStats }> {
-  const share = opts.shared ? ['-U'] : [];
-  const { stdout } = await run('qemu-img', ['map', ...share, '-f', 'qcow2', '--output=json', overlay], { timeout: 120_000, maxBuffer: 256 << 20 });
-  const extents = JSON.parse(stdout) as MapExtent[];
-  const virtualSize = extents.reduce((n, e) => Math.max(n, e.start + e.length), 0);
-  // Depth 0: what the guest wrote. Data extents give their place in the overlay file (uncompressed, unencrypted:
-  // QEMU wrote them), so they are read in place; zero extents need no read.
-  const changed = extents.filter((e) => e.depth === 0 && (e.zero || (e.data && e.offset !== undefined)));
+  const { virtualSize, changed } = await overlayChanges(overlay, opts.shared === true, base.disk.virtualSize);
   const { blockSize } = base.disk;
   const count = Math.ceil(virtualSize / blockSize);
   const blocks = [...base.disk.blocks];
