@@ -1,7 +1,7 @@
 // `labforge store verify|gc|usage` as an admin meets them: tables, JSON,
 // exit codes, and a repair reported after damage.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -63,6 +63,17 @@ describe('labforge store', () => {
     expect(verify.code, verify.stderr).toBe(0);
     expect(verify.stdout).toMatch(/site-a\s+3\s+\S+ GiB\s+1\s+0\s+1\s+0/);
     expect(verify.stdout).toContain('sound');
+
+    // A torn pack file in site-b: its index is gone, so the whole file is set aside and its chunks repaired.
+    const packsB = join(t.dataDir, 'regions', 'site-b', 'packs');
+    const [packB] = readdirSync(packsB);
+    truncateSync(join(packsB, packB as string), statSync(join(packsB, packB as string)).size - 4096);
+    const torn = await cli(['store', 'verify', '--region', 'site-b'], admin);
+    expect(torn.code, torn.stderr).toBe(0);
+    expect(torn.stdout).toMatch(
+      /1 pack file\(s\) had a damaged index and were moved to quarantine\/; their chunks were repaired like missing ones:\n {2}site-b: packs\/[0-9a-f]{24}\.pack/,
+    );
+    expect(torn.stdout).toMatch(/site-b\s+0\s+\S+ GiB\s+0\s+3\s+3\s+0/);
 
     const gc = await cli(['store', 'gc', '-o', 'json'], admin);
     expect(gc.code, gc.stderr).toBe(0);

@@ -144,24 +144,29 @@ export class ChunkStore {
     return this.loading;
   }
 
-  /** Reads the trailers of listed packs not known yet, a few at a time, and forgets packs no longer listed. */
-  private async readPacks(index: Map<string, ChunkLocation>): Promise<void> {
+  /**
+   * Reads the trailers of listed packs not known yet (`all`: of every listed pack, as verify does to find
+   * a trailer damaged since), a few at a time, and forgets packs no longer listed.
+   */
+  private async readPacks(index: Map<string, ChunkLocation>, all = false): Promise<void> {
     const listed: BlobInfo[] = [];
     for await (const b of this.driver.list('packs/')) if (isPackKey(b.key)) listed.push(b);
     const present = new Set(listed.map((b) => b.key));
     for (const key of [...this.packs.keys()]) if (!present.has(key)) this.dropPack(key, index);
     for (const key of [...this.unreadable.keys()]) if (!present.has(key)) this.unreadable.delete(key);
-    const unknown = listed.filter((b) => !this.packs.has(b.key));
+    const unknown = all ? listed : listed.filter((b) => !this.packs.has(b.key));
     let next = 0;
     const reader = async () => {
       while (next < unknown.length) {
         const b = unknown[next++] as BlobInfo;
         try {
           const entries = await readPackIndex(this.driver, b.key, b.size);
+          if (this.packs.has(b.key)) this.dropPack(b.key, index);
           this.addPack({ key: b.key, entries, modifiedMs: b.modifiedMs ?? Date.now() }, index);
           this.unreadable.delete(b.key);
         } catch (err) {
           if (!(err instanceof LabforgeError)) throw err;
+          if (this.packs.has(b.key)) this.dropPack(b.key, index);
           this.unreadable.set(b.key, err.message);
         }
       }
@@ -213,9 +218,12 @@ export class ChunkStore {
     this.addPack({ key, entries, modifiedMs: Date.now() }, await this.locations());
   }
 
-  /** Picks up packs another writer (an earlier process, a crash's survivors) added or removed since the index was read. */
-  async refresh(): Promise<void> {
-    await this.readPacks(await this.locations());
+  /**
+   * Picks up packs another writer (an earlier process, a crash's survivors) added or removed since the index
+   * was read; `rereadAll` also reads every known pack's trailer again (verify).
+   */
+  async refresh(rereadAll = false): Promise<void> {
+    await this.readPacks(await this.locations(), rereadAll);
   }
 
   /** Every pack with its chunks, as this store knows them. */

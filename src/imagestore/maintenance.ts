@@ -47,8 +47,8 @@ export async function verifyRegion(
   };
   const referenced = new Set<string>();
   for (const m of (await regionManifests(store)).values()) for (const d of manifestDigests(m)) referenced.add(d);
-  // What another process added since this store read its index is checked too.
-  await store.refresh();
+  // Every pack's index is read again (damage since the store started), and what another process added is checked too.
+  await store.refresh(true);
   for (const [key] of await store.unreadablePacks()) {
     report.packsUnreadable.push(key);
     await store.driver.move(key, `quarantine/${key.slice(key.lastIndexOf('/') + 1)}.bad`);

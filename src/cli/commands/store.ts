@@ -45,6 +45,12 @@ export function registerStore(program: Command): void {
       reports.map((r) => [r.region, r.chunksChecked, gib(r.bytesChecked), r.corrupt.length, r.missing.length, r.repaired.length, r.unrepairable.length]),
       'No region was checked.',
     );
+    const setAside = reports.flatMap((r) => (r.packsUnreadable ?? []).map((k) => `${r.region}: ${k}`));
+    if (setAside.length) {
+      process.stdout.write(
+        `\n${setAside.length} pack file(s) had a damaged index and were moved to quarantine/; their chunks were repaired like missing ones:\n  ${setAside.join('\n  ')}\n`,
+      );
+    }
     const lost = reports.flatMap((r) => r.unrepairable.map((d) => `${r.region}: ${d}`));
     if (lost.length) {
       throw new CliError(
