@@ -29,7 +29,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { dist, fmt, fmtSize, GiB, httpApi, log, median, now, ROOT, sh, writeKeystream } from './lib/common.mjs';
+import { dist, fmt, fmtSize, fullCopySeconds, GiB, httpApi, log, median, now, ROOT, sh, writeKeystream } from './lib/common.mjs';
 
 const { values: args } = parseArgs({ options: { save: { type: 'boolean', default: false }, only: { type: 'string' } } });
 if (args.only && !['distribute', 'plan'].includes(args.only)) {
@@ -127,20 +127,6 @@ async function counted(fn) {
   const t0 = now();
   const value = await fn();
   return { value, seconds: now() - t0, requests: client.requests - before };
-}
-
-/** Seconds to make `COPIES` full, durable copies of `file`, each (cp --sparse=never + sync). */
-function fullCopySeconds(file) {
-  const each = [];
-  for (let i = 0; i < COPIES; i++) {
-    const copy = join(work, `copy-${i}.raw`);
-    const t0 = now();
-    sh('cp', ['--sparse=never', file, copy]);
-    sh('sync', [copy]);
-    each.push(now() - t0);
-    rmSync(copy);
-  }
-  return each;
 }
 
 /** Bytes the server's usage report says a region's store holds. */
@@ -253,7 +239,7 @@ try {
     const enables = done.filter((a) => a.kind === 'enable');
 
     log(`distribute: baseline, ${COPIES} full copies of 1 GiB`);
-    const copies = fullCopySeconds(raw);
+    const copies = fullCopySeconds(raw, COPIES, work);
     const perCopy = copies.reduce((a, b) => a + b, 0) / copies.length;
     const fullCopies = perCopy * LABS;
 

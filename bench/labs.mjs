@@ -29,7 +29,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { dist, fmt, GiB, httpApi, log, median, now, ROOT, sh, toolVersion, writeKeystream } from './lib/common.mjs';
+import { dist, fmt, fullCopySeconds, GiB, httpApi, log, median, now, ROOT, sh, toolVersion, writeKeystream } from './lib/common.mjs';
 
 const { values: args } = parseArgs({ options: { save: { type: 'boolean', default: false }, only: { type: 'string' } } });
 if (args.only && !['publish', 'boot'].includes(args.only)) {
@@ -148,20 +148,6 @@ async function publish(name, seats) {
   return { seconds, serverSeconds: opSeconds(op) };
 }
 
-/** Seconds to make `COPIES` full, durable copies of `file`, each (cp --sparse=never + sync). */
-function fullCopySeconds(file) {
-  const each = [];
-  for (let i = 0; i < COPIES; i++) {
-    const copy = join(work, `copy-${i}.raw`);
-    const t0 = now();
-    sh('cp', ['--sparse=never', file, copy]);
-    sh('sync', [copy]);
-    each.push(now() - t0);
-    rmSync(copy);
-  }
-  return each;
-}
-
 /** Waits until every file shows the marker; returns the seconds from t0 at which each did (null: never, within ms). */
 async function waitMarkers(files, t0, ms) {
   const seen = files.map(() => null);
@@ -197,7 +183,7 @@ try {
       seats.push({ seats: n, ...(await publish(`lab-${n}`, n)) });
     }
     log(`publish: baseline, ${COPIES} full copies of 1 GiB`);
-    const copies = fullCopySeconds(raw);
+    const copies = fullCopySeconds(raw, COPIES, work);
     const perCopy = copies.reduce((a, b) => a + b, 0) / copies.length;
     rmSync(raw);
     for (const s of seats) s.fullCopiesSeconds = perCopy * s.seats;

@@ -7,24 +7,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { MapExtent } from '../src/compute/capture.js';
 import { readOverlayMap } from '../src/compute/overlay-map.js';
 
 const MiB = 1 << 20;
 const dir = mkdtempSync(join(tmpdir(), 'labforge-overlay-map-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-interface QemuExtent {
-  start: number;
-  length: number;
-  depth: number;
-  zero: boolean;
-  data: boolean;
-  offset?: number;
-}
-
 /** qemu-img map's depth-0 extents, adjacent ones merged, in the reader's shape. */
 function qemuView(overlay: string) {
-  const all = JSON.parse(execFileSync('qemu-img', ['map', '-f', 'qcow2', '--output=json', overlay]).toString()) as QemuExtent[];
+  const all = JSON.parse(execFileSync('qemu-img', ['map', '-f', 'qcow2', '--output=json', overlay]).toString()) as MapExtent[];
   const out: Array<{ start: number; length: number; zero: boolean; offset?: number }> = [];
   for (const e of all.filter((x) => x.depth === 0 && (x.zero || x.data))) {
     const last = out[out.length - 1];

@@ -2,7 +2,7 @@
 // and loading the compiled code from dist/ (rebuilt when older than src/).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -52,6 +52,20 @@ export function timed(cmd, argv, opts = {}) {
   if (r.status !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.status ?? r.signal}): ${r.stderr}`);
   const m = /LFBENCH_MAXRSS_KB=(\d+)/.exec(r.stderr ?? '');
   return { seconds, timedOut: false, stdout: r.stdout, peakRss: m ? Number(m[1]) * KiB : undefined };
+}
+
+/** Seconds to make each of `copies` full, durable copies of `file` in `dir` (cp --sparse=never + sync): the baseline a copy-per-use system pays. */
+export function fullCopySeconds(file, copies, dir) {
+  const each = [];
+  for (let i = 0; i < copies; i++) {
+    const copy = join(dir, `copy-${i}.raw`);
+    const t0 = now();
+    sh('cp', ['--sparse=never', file, copy]);
+    sh('sync', [copy]);
+    each.push(now() - t0);
+    rmSync(copy);
+  }
+  return each;
 }
 
 /** Imports a compiled module from dist/, building dist/ first when it is missing or older than src/. */

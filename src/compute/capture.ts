@@ -20,7 +20,8 @@ export interface CaptureStats {
   bytesCreated: number;
 }
 
-interface MapExtent {
+/** One extent of `qemu-img map --output=json`. */
+export interface MapExtent {
   start: number;
   length: number;
   depth: number;

@@ -264,9 +264,12 @@ export class ChunkStore {
     for (const [digest, at] of this.used) if (at <= beforeMs) this.used.delete(digest);
   }
 
-  /** A new batch of chunk writes: packs are sealed as they fill, and `finish()` makes every chunk durable. */
-  batch(): ChunkBatch {
-    return new ChunkBatch(this);
+  /**
+   * A new batch of chunk writes: packs are sealed as they fill, and `finish()` makes every chunk durable.
+   * `replacing`: the pack a repack rewrites, whose chunks the batch stores again.
+   */
+  batch(opts: { replacing?: string } = {}): ChunkBatch {
+    return new ChunkBatch(this, opts.replacing);
   }
 
   /** Stores one chunk under its hash (a pack of its own); returns the digest and whether it was new. */
@@ -371,8 +374,7 @@ export class ChunkStore {
   async repack(key: string, keep: PackEntry[]): Promise<{ corrupt: PackEntry[] }> {
     const corrupt: PackEntry[] = [];
     if (keep.length) {
-      const batch = this.batch();
-      batch.replacing = key;
+      const batch = this.batch({ replacing: key });
       try {
         for (const e of keep) {
           const raw = await this.driver.getRange(key, e.offset, e.length);
@@ -662,10 +664,11 @@ export class ChunkBatch {
   private current: PackBuilder | undefined;
   private readonly seals: Promise<void>[] = [];
   private readonly mine = new Set<string>();
-  /** @internal The pack a repack replaces: its chunks count as absent. */
-  replacing: string | undefined;
-
-  constructor(private readonly store: ChunkStore) {}
+  constructor(
+    private readonly store: ChunkStore,
+    /** The pack a repack replaces: its chunks count as absent. */
+    private readonly replacing?: string,
+  ) {}
 
   /** Stores a chunk whose digest the caller computed; false when the store, or this batch, has it already. */
   async put(digest: string, data: Uint8Array): Promise<boolean> {

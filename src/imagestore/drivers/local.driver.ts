@@ -2,8 +2,8 @@
 // to a temporary file in the target directory, is fsynced, then linked (or,
 // to overwrite, renamed) to its name, and the directory is fsynced, so a crash
 // leaves either the old state or the complete new blob, plus at most a
-// temporary file that cleanupTemporary() removes. Large blobs (chunks) are
-// written with direct I/O where the filesystem takes it.
+// temporary file that cleanupTemporary() removes. Large blobs (packs of
+// chunks) are written with direct I/O where the filesystem takes it.
 import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -74,16 +74,15 @@ export class LocalBlobDriver implements BlobDriver {
     const dir = dirname(target);
     await this.ensureDir(dir, opts.batch === true);
     if (!opts.overwrite && (await this.touch(target))) return false;
-    const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
-    if (!(await this.writeDirect(tmp, data))) {
-      const h = await fs.open(tmp, 'wx', 0o644);
-      try {
-        await h.writeFile(data);
-        await h.sync();
-      } finally {
-        await h.close();
-      }
+    const temp = await this.tempFile(dir, data.length >= DIRECT_MIN);
+    try {
+      if (data.length) await temp.write(data, 0);
+      await temp.finish();
+    } catch (err) {
+      await temp.discard();
+      throw err;
     }
+    const tmp = temp.path;
     let created = true;
     try {
       if (opts.overwrite) {
@@ -109,35 +108,16 @@ export class LocalBlobDriver implements BlobDriver {
   }
 
   /**
-   * Writes a large blob with O_DIRECT, straight from an aligned buffer to the disk: on a virtual machine's
-   * disk, going through the page cache costs several times the write itself (see docs/PERFORMANCE.md), and
-   * the data is not read back soon. Returns false, having written nothing, where the filesystem does not
-   * take direct I/O (tmpfs) or the blob is small; the caller then writes it the ordinary way.
+   * A temporary file in `dir` for a blob on its way in, written at positions that are multiples of 4 KiB.
+   * With `direct`, writes go with O_DIRECT straight from an aligned buffer where the filesystem takes it (not
+   * tmpfs): on a virtual machine's disk, going through the page cache costs several times the write itself
+   * (see docs/PERFORMANCE.md), and what the store writes is not read back soon. `finish` makes the bytes
+   * durable and closes the file; `discard` removes it.
    */
-  private async writeDirect(tmp: string, data: Uint8Array): Promise<boolean> {
-    if (data.length < DIRECT_MIN) return false;
-    const h = await this.direct.create(tmp, dirname(tmp));
-    if (!h) return false;
-    try {
-      await this.direct.write(h, data, 0, dirname(tmp));
-      if (data.length % DIRECT_ALIGN) await h.truncate(data.length);
-      await h.datasync();
-      return true;
-    } catch (err) {
-      await fs.rm(tmp, { force: true });
-      throw err;
-    } finally {
-      await h.close();
-    }
-  }
-
-  async openWriter(key: string): Promise<BlobWriter> {
-    const target = this.path(key);
-    const dir = dirname(target);
-    await this.ensureDir(dir, true);
-    const tmp = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
-    const direct = await this.direct.create(tmp, dir);
-    const h = direct ?? (await fs.open(tmp, 'wx', 0o644));
+  private async tempFile(dir: string, direct: boolean) {
+    const path = join(dir, `${TMP_PREFIX}${randomBytes(8).toString('hex')}`);
+    const dh = direct ? await this.direct.create(path, dir) : undefined;
+    const h = dh ?? (await fs.open(path, 'wx', 0o644));
     let end = 0;
     let closed = false;
     const close = async () => {
@@ -147,31 +127,50 @@ export class LocalBlobDriver implements BlobDriver {
       }
     };
     return {
-      write: async (data, position) => {
-        if (position % DIRECT_ALIGN) throw new Error(`blob writes start at multiples of ${DIRECT_ALIGN} bytes, not ${position}`);
-        if (direct) await this.direct.write(h, data, position, dir);
+      path,
+      write: async (data: Uint8Array, position: number) => {
+        if (dh) await this.direct.write(h, data, position, dir);
         else await h.write(data, 0, data.length, position);
         end = Math.max(end, position + data.length);
       },
-      commit: async () => {
+      finish: async () => {
         try {
           // Direct writes pad to whole 4 KiB blocks: the blob ends where its last write did.
-          if (direct && end % DIRECT_ALIGN) await h.truncate(end);
+          if (dh && end % DIRECT_ALIGN) await h.truncate(end);
           await h.datasync();
+        } finally {
           await close();
-          await fs.link(tmp, target);
-          await fs.unlink(tmp);
+        }
+      },
+      discard: async () => {
+        await close().catch(() => undefined);
+        await fs.rm(path, { force: true });
+      },
+    };
+  }
+
+  async openWriter(key: string): Promise<BlobWriter> {
+    const target = this.path(key);
+    const dir = dirname(target);
+    await this.ensureDir(dir, true);
+    const temp = await this.tempFile(dir, true);
+    return {
+      write: async (data, position) => {
+        if (position % DIRECT_ALIGN) throw new Error(`blob writes start at multiples of ${DIRECT_ALIGN} bytes, not ${position}`);
+        await temp.write(data, position);
+      },
+      commit: async () => {
+        try {
+          await temp.finish();
+          await fs.link(temp.path, target);
+          await fs.unlink(temp.path);
         } catch (err) {
-          await close().catch(() => undefined);
-          await fs.rm(tmp, { force: true });
+          await temp.discard();
           throw err;
         }
         this.unsyncedDirs.add(dir);
       },
-      abort: async () => {
-        await close().catch(() => undefined);
-        await fs.rm(tmp, { force: true });
-      },
+      abort: () => temp.discard(),
     };
   }
 
