@@ -1,30 +1,88 @@
-// The real Azure SDK (@azure/arm-compute), pointed at a running labforge over
-// HTTPS with a token credential, manages galleries and image definitions.
+// The newest Azure SDKs (@azure/arm-compute 25.1.1, @azure/arm-resources
+// 8.0.0), pointed at a running labforge over HTTPS with a token credential,
+// manage resource groups, galleries, image definitions, versions and VMs. A
+// pipeline policy records the api-version of every request, so the test also
+// proves which versions those releases send (docs/API.md lists them).
 import { readFileSync } from 'node:fs';
 import { ComputeManagementClient } from '@azure/arm-compute';
+import { ResourceManagementClient } from '@azure/arm-resources';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import './helpers/fake-compute.js';
 import { DIALECTS } from './helpers/pg.js';
-import { RESOURCES, startTestServer, type TestServer } from './helpers/server.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
 
-describe.each(DIALECTS)('@azure/arm-compute against labforge (%s)', (dialect) => {
+/** The ARM resource type a request path addresses, or undefined for labforge's own (operation polling). */
+function resourceTypeOf(path: string): string | undefined {
+  if (/\/providers\/Labforge\.Core\//i.test(path)) return undefined;
+  if (/\/providers\/Microsoft\.Compute\/galleries/i.test(path)) return 'Microsoft.Compute/galleries';
+  if (/\/providers\/Microsoft\.Compute\/virtualMachines/i.test(path)) return 'Microsoft.Compute/virtualMachines';
+  if (/\/resourcegroups(\/[^/]+)?$/i.test(path)) return 'Microsoft.Resources/resourceGroups';
+  return path;
+}
+
+describe.each(DIALECTS)('@azure/arm-compute 25 and @azure/arm-resources 8 against labforge (%s)', (dialect) => {
   let t: TestServer;
   let client: ComputeManagementClient;
+  let resources: ResourceManagementClient;
   const poll = { updateIntervalInMs: 20 };
+  /** resource type → the api-versions the SDKs sent for it */
+  const sent = new Map<string, Set<string>>();
 
   beforeAll(async () => {
     t = await startTestServer(dialect, { tls: true, env: { LABFORGE_COMPUTE_DRIVER: 'fake' } });
     expect(t.server.url.startsWith('https://')).toBe(true);
     const credential = { getToken: async () => ({ token: t.adminToken, expiresOnTimestamp: Date.now() + 3600_000 }) };
-    client = new ComputeManagementClient(credential, t.sub, {
+    const options = {
       endpoint: t.server.url,
       tlsOptions: { ca: readFileSync(t.server.caFile as string, 'utf8') },
       retryOptions: { maxRetries: 0 },
-    });
-    const rg = await t.call('PUT', `/subscriptions/${t.sub}/resourcegroups/sdk-rg?${RESOURCES}`, { location: 'site-a' });
-    expect(rg.status).toBe(201);
+      additionalPolicies: [
+        {
+          position: 'perCall' as const,
+          policy: {
+            name: 'recordApiVersion',
+            sendRequest: (req: { url: string }, next: (r: never) => Promise<unknown>) => {
+              const u = new URL(req.url);
+              const type = resourceTypeOf(u.pathname);
+              const version = u.searchParams.get('api-version');
+              if (type && version) sent.set(type, (sent.get(type) ?? new Set()).add(version));
+              return next(req as never);
+            },
+          },
+        },
+      ],
+    };
+    client = new ComputeManagementClient(credential, t.sub, options as never);
+    resources = new ResourceManagementClient(credential, t.sub, options as never);
+    const rg = await resources.resourceGroups.createOrUpdate('sdk-rg', { location: 'site-a' });
+    expect(rg.name).toBe('sdk-rg');
   });
   afterAll(async () => t?.close());
+
+  it('creates, reads, tags, lists, checks and deletes a resource group', async () => {
+    const g = await resources.resourceGroups.createOrUpdate('sdk-scratch', { location: 'site-a', tags: { term: 'autumn' } });
+    expect(g).toMatchObject({ name: 'sdk-scratch', location: 'site-a', tags: { term: 'autumn' }, properties: { provisioningState: 'Succeeded' } });
+    expect(g.id).toBe(`/subscriptions/${t.sub}/resourceGroups/sdk-scratch`);
+    expect((await resources.resourceGroups.get('SDK-SCRATCH')).name).toBe('sdk-scratch');
+
+    const tagged = await resources.resourceGroups.update('sdk-scratch', { tags: { term: 'spring' } });
+    expect(tagged.tags).toEqual({ term: 'spring' });
+    expect(tagged.location).toBe('site-a');
+
+    const names = [];
+    for await (const x of resources.resourceGroups.list()) names.push(x.name);
+    expect(names).toEqual(expect.arrayContaining(['sdk-rg', 'sdk-scratch']));
+    expect((await resources.resourceGroups.checkExistence('sdk-scratch')).body).toBe(true);
+    expect((await resources.resourceGroups.checkExistence('no-such-group')).body).toBe(false);
+
+    await expect(resources.resourceGroups.createOrUpdate('sdk-scratch', { location: 'site-b' })).rejects.toMatchObject({
+      statusCode: 409,
+      code: 'InvalidResourceGroupLocation',
+    });
+    await resources.resourceGroups.delete('sdk-scratch', poll);
+    expect((await resources.resourceGroups.checkExistence('sdk-scratch')).body).toBe(false);
+    await expect(resources.resourceGroups.get('sdk-scratch')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceGroupNotFound' });
+  });
 
   it('creates, reads, lists, tags and deletes a gallery and an image definition', async () => {
     const g = await client.galleries.createOrUpdate('sdk-rg', 'SchoolGallery', { location: 'site-a', description: 'Images for the science labs' }, poll);
@@ -158,5 +216,17 @@ describe.each(DIALECTS)('@azure/arm-compute against labforge (%s)', (dialect) =>
     expect(names).toEqual(['pupil-1']);
     await client.virtualMachines.delete('sdk-rg', 'pupil-1', poll);
     await expect(client.virtualMachines.get('sdk-rg', 'pupil-1')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
+  });
+
+  it('refuses to delete a resource group that still holds resources', async () => {
+    await expect(resources.resourceGroups.delete('sdk-rg', poll)).rejects.toMatchObject({ statusCode: 409, code: 'Conflict' });
+  });
+
+  it('sent the api-versions of these releases (the ones docs/API.md lists)', () => {
+    expect(Object.fromEntries([...sent].map(([type, versions]) => [type, [...versions]]))).toEqual({
+      'Microsoft.Resources/resourceGroups': ['2025-04-01'],
+      'Microsoft.Compute/galleries': ['2025-12-03'],
+      'Microsoft.Compute/virtualMachines': ['2026-04-01'],
+    });
   });
 });

@@ -1,8 +1,9 @@
-// The real Azure SDK for Lab Services (@azure/arm-labservices, api-version
-// 2022-08-01) drives the main educator path against a running labforge over
-// HTTPS: lab plan with a gallery, image enabled, lab with a template, export,
-// publish, a student and their VM. The compute driver runs nothing here; the
-// flow on real VMs is in labs-e2e.test.ts.
+// The real Azure SDK for Lab Services (@azure/arm-labservices 3.1.0, the
+// newest release; it sends api-version 2022-08-01 for every call) drives the
+// main educator path against a running labforge over HTTPS: lab plan with a
+// gallery, image enabled, lab with a template, export, publish, a student and
+// their VM. The compute driver runs nothing here; the flow on real VMs is in
+// labs-e2e.test.ts.
 import { readFileSync } from 'node:fs';
 import { LabServicesClient } from '@azure/arm-labservices';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,11 +15,26 @@ describe('@azure/arm-labservices against labforge', () => {
   let client: LabServicesClient;
   let studentClient: LabServicesClient;
   const poll = { updateIntervalInMs: 20 };
+  /** the api-versions the SDK sent to Microsoft.LabServices paths */
+  const sent = new Set<string>();
   const clientFor = (token: string) =>
     new LabServicesClient({ getToken: async () => ({ token, expiresOnTimestamp: Date.now() + 3600_000 }) }, t.sub, {
       endpoint: t.server.url,
       tlsOptions: { ca: readFileSync(t.server.caFile as string, 'utf8') },
       retryOptions: { maxRetries: 0 },
+      additionalPolicies: [
+        {
+          position: 'perCall',
+          policy: {
+            name: 'recordApiVersion',
+            sendRequest: (req: { url: string }, next: (r: never) => Promise<unknown>) => {
+              const u = new URL(req.url);
+              if (/\/providers\/Microsoft\.LabServices\//i.test(u.pathname)) sent.add(u.searchParams.get('api-version') ?? '');
+              return next(req as never);
+            },
+          },
+        },
+      ],
     } as never);
 
   beforeAll(async () => {
@@ -110,5 +126,6 @@ describe('@azure/arm-labservices against labforge', () => {
 
     await client.labs.beginDeleteAndWait('school', 'physics', poll);
     await expect(client.labs.get('school', 'physics')).rejects.toMatchObject({ statusCode: 404, code: 'ResourceNotFound' });
+    expect([...sent]).toEqual(['2022-08-01']);
   });
 });
