@@ -12,11 +12,14 @@
 //      disks, to show the time does not grow with the disk;
 //   3. boot: from "start" to the test guest's marker line through the qemu
 //      driver, against plain qemu-system-x86_64 booting the same disk, under
-//      software emulation (TCG) and under KVM when it works here.
+//      software emulation (TCG) and under KVM when it works here;
+//   4. accel: the acceleration probe (a kernel booted under KVM to user space)
+//      the first time on a host and with its cached verdict, against starting
+//      `qemu-system-x86_64 -version` (the least any check that runs QEMU pays).
 // Data is AES-CTR keystream (incompressible, no duplicate blocks); files go
 // under os.tmpdir() and are removed at the end. Needs qemu-img, qemu-io,
 // qemu-system-x86_64 and the test guest (built with scripts/build-test-guest.sh).
-// Usage: node bench/vm.mjs [--save] [--only disks|capture|boot]
+// Usage: node bench/vm.mjs [--save] [--only disks|capture|boot|accel]
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -199,7 +202,7 @@ if (want('boot')) {
   const dir = join(work, 'boot');
   mkdirSync(dir);
   const probe = new QemuDriver(join(dir, 'probe'));
-  const accels = ['tcg', ...((await probe.acceleration()) === 'kvm' ? ['kvm'] : [])];
+  const accels = ['tcg', ...((await probe.acceleration()).accelerator === 'kvm' ? ['kvm'] : [])];
   result.boot = {};
   for (const accel of accels) {
     const driver = new QemuDriver(join(dir, `vms-${accel}`), { accel });
@@ -245,6 +248,38 @@ if (want('boot')) {
   }
   if (!accels.includes('kvm')) console.log('boot to marker (kvm): not measured: /dev/kvm is missing or does not run guests here');
   rmSync(dir, { recursive: true, force: true });
+}
+
+// ---- 4. the acceleration probe ----
+
+if (want('accel')) {
+  const dir = join(work, 'accel');
+  mkdirSync(dir);
+  const version = [];
+  for (let i = 0; i < 5; i++) {
+    const t0 = now();
+    sh('qemu-system-x86_64', ['-version']);
+    version.push(now() - t0);
+  }
+  const first = [];
+  const cached = [];
+  let verdict;
+  for (let i = 0; i < 3; i++) {
+    const cacheFile = join(dir, `acceleration-${i}.json`);
+    let t0 = now();
+    verdict = await new QemuDriver(join(dir, 'vms'), { probe: { cacheFile } }).acceleration();
+    first.push(now() - t0);
+    // A new driver, as after a server restart: the verdict comes from the cache.
+    t0 = now();
+    await new QemuDriver(join(dir, 'vms'), { probe: { cacheFile } }).acceleration();
+    cached.push(now() - t0);
+  }
+  result.accel = { verdict, firstSeconds: first, cachedSeconds: cached, qemuVersionSeconds: version };
+  const base = median(version);
+  console.log(
+    `acceleration probe (KVM ${verdict.kvm}): first check ${fmt(median(first), 2)} s = ${fmt(median(first) / base, 0)}x one \`qemu-system-x86_64 -version\` (${fmt(base * 1000, 0)} ms); cached verdict ${fmt(median(cached) * 1000, 0)} ms = ${fmt(median(cached) / base)}x`,
+  );
+  console.log(`  verdict: ${verdict.reason}`);
 }
 
 rmSync(work, { recursive: true, force: true });

@@ -6,7 +6,8 @@
 #
 #   bash scripts/build-test-guest.sh [OUT_DIR]     (default: .labforge-data/test-guest)
 #
-# Writes OUT_DIR/guest.raw (128 MiB, sparse), OUT_DIR/guest.info and OUT_DIR/stamp.
+# Writes OUT_DIR/guest.raw (128 MiB, sparse), OUT_DIR/guest.info, OUT_DIR/stamp, and the kernel and
+# initramfs alone (OUT_DIR/probe-vmlinuz, OUT_DIR/probe-initrd.img) for the acceleration probe.
 # Skips the build when guest.raw exists and the stamp (a hash of this script,
 # scripts/guest/ and the versions of the Debian packages used) is unchanged.
 set -euo pipefail
@@ -68,7 +69,7 @@ STAMP=$(
     pkgver "linux-image-$KVER" busybox-static syslinux syslinux-common systemd-boot-efi
   } | sha256sum | cut -d' ' -f1
 )
-if [ -f "$OUT/guest.raw" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ]; then
+if [ -f "$OUT/guest.raw" ] && [ -f "$OUT/probe-initrd.img" ] && [ "$(cat "$OUT/stamp" 2>/dev/null)" = "$STAMP" ]; then
   say "test guest is up to date: $OUT/guest.raw"
   exit 0
 fi
@@ -83,7 +84,7 @@ say "building the test guest (kernel $KVER) in $OUT"
 # Modules wanted; modprobe --show-depends expands each into its dependencies in load order.
 MODULES=(virtio_pci virtio_blk virtio_scsi virtio_rng virtio_console
   crc32c_generic ext4 vfat nls_cp437 nls_ascii nls_iso8859-1 nls_utf8 isofs
-  ata_piix ahci sr_mod sd_mod evdev button)
+  ata_piix ahci sr_mod sd_mod evdev button pvpanic-mmio)
 I="$WORK/initramfs"
 mkdir -p "$I/bin" "$I/lib/modules" "$I/proc" "$I/sys" "$I/dev" "$I/newroot"
 cp /bin/busybox "$I/bin/busybox"
@@ -176,6 +177,11 @@ mkfs.ext4 -q -F -L lfroot -U "$ROOT_UUID" -E "hash_seed=$ROOT_UUID,offset=$ROOT_
   -J size=4 -N 4096 -m 0 -d "$R" "$D" "${ROOT_MIB}M"
 
 mv -f "$D" "$OUT/guest.raw"
+# The same kernel and initramfs, booted alone by labforge's acceleration probe (kernel argument labforge.probe).
+cp "$WORK/vmlinuz" "$OUT/probe-vmlinuz.tmp"
+cp "$WORK/initrd.img" "$OUT/probe-initrd.img.tmp"
+mv -f "$OUT/probe-vmlinuz.tmp" "$OUT/probe-vmlinuz"
+mv -f "$OUT/probe-initrd.img.tmp" "$OUT/probe-initrd.img"
 {
   echo "kernel=$KVER"
   echo "virtual_size_bytes=$((DISK_MIB * 1024 * 1024))"

@@ -3,7 +3,8 @@ import { mkdirSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type App, buildApp } from './api/app.js';
-import type { Config } from './config/config.js';
+import type { Acceleration } from './compute/compute-driver.js';
+import { type Config, ConfigError } from './config/config.js';
 import { openStore, type Store } from './db/database.js';
 import { parseFaults } from './faults.js';
 import { sharedHashPool } from './imagestore/hash-pool.js';
@@ -24,6 +25,8 @@ export interface RunningServer {
   firstAdminToken?: string;
   /** What happened to the built-in images at this start. */
   builtinImages: BuiltinResult[];
+  /** How VMs are accelerated on this host, and why. */
+  acceleration: Acceleration;
   /** VMs found again at start (they keep running while the server is down). */
   vmsFound: { running: number; stopped: number; changed: string[] };
   close(): Promise<void>;
@@ -68,6 +71,13 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     sharedHashPool();
     // VMs outlive the server: find them again before anything acts on them.
     const vmsFound = await services.vms.reconcile();
+    // Proven once per host (and cached); with compute.accel kvm, a host where KVM fails is a start-up error, not failing VMs.
+    const acceleration = await services.vms.driver.acceleration();
+    if (config.compute.accel === 'kvm' && acceleration.kvm !== 'works') {
+      throw new ConfigError(
+        `compute.accel is kvm, but KVM does not run guests on this host: ${acceleration.reason} Fix KVM (then run labforge doctor --recheck), or set compute.accel to auto (KVM where it works, software emulation otherwise).`,
+      );
+    }
     const builtinImages = await registerBuiltinImages(services);
     const tls = config.tls.enabled ? ensureTls(config.dataDir, config.tls, config.listen.host) : undefined;
     const app = await buildApp(services, { https: tls, logger: opts.logger ? { level: 'info' } : false });
@@ -89,6 +99,7 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
       caFile: tls?.caFile,
       firstAdminToken,
       builtinImages,
+      acceleration,
       vmsFound,
       close: async () => {
         await services.schedules.stop();

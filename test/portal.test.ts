@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import './helpers/fake-compute.js';
 import { ensureBuilt } from './helpers/cli.js';
+import { fakeDriver } from './helpers/fake-compute.js';
 import { publishedLab } from './helpers/labs.js';
 import { saveShot } from './helpers/screenshots.js';
 import { COMPUTE, LABFORGE, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
@@ -381,5 +381,44 @@ describe.skipIf(!existsSync(CHROMIUM))('web portal in Chromium', () => {
     await row.getByRole('cell', { name: 'Revoked' }).waitFor();
     expect((await t.call('GET', '/providers/Labforge.Core/whoami', undefined, { token: doomed })).status).toBe(401);
     expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('tells a student, in their language, why their VM failed, the educator on the lab page, and staff how the host runs VMs', async () => {
+    const row = await t.server.services.store.db.selectFrom('virtual_machines').select('id').where('owner', '=', 'kim@school.edu').executeTakeFirstOrThrow();
+    const vm = fakeDriver.vms.get(row.id);
+    if (!vm) throw new Error('kim has no VM on the fake host');
+    vm.state = 'Failed';
+    vm.error = {
+      code: 'GuestCrashed',
+      message: 'The guest operating system crashed (a kernel panic or a Windows stop error). Restart the VM; if it crashes again, reimage it.',
+    };
+    const student = await signInAs('ko-KR', 'kim@school.edu', 'Student-Pass-42');
+    const card = student.page.getByRole('listitem', { name: 'Physics 101 0' });
+    await expect.poll(() => card.getByTestId('vm-state').textContent(), { timeout: 15_000 }).toBe('실패');
+    const reason = card.getByTestId('vm-reason');
+    expect(await reason.locator('strong').textContent()).toBe('VM의 운영 체제가 비정상 종료되었습니다');
+    expect(await reason.textContent()).toContain('Restart the VM');
+    // A failed VM can be started again (or reset) from its card.
+    expect(await card.getByRole('button', { name: '시작' }).isEnabled()).toBe(true);
+    expect(student.errors).toEqual([]);
+
+    const admin = await browser('en-US');
+    await admin.page.goto(t.server.url);
+    await admin.page.getByText('Or sign in with an API token').click();
+    await admin.page.getByLabel('API token').fill(t.adminToken);
+    await admin.page.getByRole('button', { name: 'Use token' }).click();
+    await admin.page.getByRole('link', { name: 'Labs' }).click();
+    await admin.page.getByRole('link', { name: 'Physics 101' }).click();
+    const listed = admin.page.getByRole('listitem').filter({ hasText: /Failed/ });
+    await expect.poll(() => listed.getByTestId('vm-reason').locator('strong').textContent()).toBe('The operating system in the VM crashed');
+    await admin.page.getByRole('link', { name: 'Hosts' }).click();
+    const host = admin.page.getByRole('row', { name: /^local/ });
+    await host.waitFor();
+    expect(await host.getByTestId('host-accel').textContent()).toBe('Software emulation (slower)');
+    expect(await host.textContent()).toMatch(/The fake driver runs nothing\..*1 failed/);
+    await host.getByRole('button', { name: 'Check KVM again' }).click();
+    expect(admin.errors).toEqual([]);
+    vm.state = 'Stopped';
+    vm.error = undefined;
   }, 60_000);
 });

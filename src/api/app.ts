@@ -17,6 +17,7 @@ import { checkApiVersion } from './arm/arm.js';
 import { computeRoutes } from './compute/gallery.routes.js';
 import { vmRoutes } from './compute/vm.routes.js';
 import { coreRoutes } from './core.routes.js';
+import { hostRoutes } from './hosts.routes.js';
 import { labServicesRoutes } from './labservices/labservices.routes.js';
 import { resourceRoutes } from './resources/resources.routes.js';
 import { uploadRoutes } from './uploads.routes.js';
@@ -218,6 +219,7 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   await app.register(resourceRoutes(services));
   await app.register(computeRoutes(services));
   await app.register(coreRoutes(services));
+  await app.register(hostRoutes(services));
   await app.register(uploadRoutes(services));
   await app.register(vmRoutes(services));
   await app.register(labServicesRoutes(services));

@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { registerAccount } from './commands/account.js';
 import { registerFactory } from './commands/factory.js';
 import { registerGallery } from './commands/gallery.js';
+import { registerHost } from './commands/host.js';
 import { registerImage } from './commands/image.js';
 import { registerLab } from './commands/lab.js';
 import { registerLogin } from './commands/login.js';
@@ -29,6 +30,9 @@ export const CLIENT_COMMANDS: readonly string[] = [
   'vm',
   'account',
   'lab',
+  'user',
+  'factory',
+  'host',
 ];
 
 export function registerClientCommands(program: Command): void {
@@ -45,6 +49,7 @@ export function registerClientCommands(program: Command): void {
   registerLab(program);
   registerUser(program);
   registerFactory(program);
+  registerHost(program);
   // Every client command (and its subcommands) lists the exit codes scripts can rely on.
   for (const cmd of program.commands) if (!before.has(cmd)) cmd.addHelpText('afterAll', EXIT_CODES_HELP);
 }

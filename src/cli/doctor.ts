@@ -3,15 +3,18 @@
 // emulation, the configuration and the metadata store.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
+import type { Acceleration } from '../compute/compute-driver.js';
+import { computeDriverOptions } from '../config/config.js';
 
 const run = promisify(execFile);
 
 interface Check {
   name: string;
   ok: boolean;
+  /** Works, but not as well as it could (software emulation where KVM was expected). */
+  warn?: boolean;
   detail: string;
 }
 
@@ -29,7 +32,8 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('Check this host for what labforge needs (QEMU, KVM, firmware, configuration, database) and say what to fix')
     .option('-c, --config <file>', 'configuration file to check')
-    .action(async (opts: { config?: string }) => {
+    .option('--recheck', 'test KVM again instead of using the verdict cached for this host (after fixing KVM, or a kernel or QEMU update)')
+    .action(async (opts: { config?: string; recheck?: boolean }) => {
       const checks: Check[] = [];
       const [major, minor] = process.versions.node.split('.').map(Number) as [number, number];
       checks.push({ name: 'Node.js', ok: major > 20 || (major === 20 && minor >= 19), detail: `v${process.versions.node} (20.19 or newer needed)` });
@@ -56,13 +60,13 @@ export function registerDoctor(program: Command): void {
         checks.push({ name: 'configuration', ok: false, detail: (err as Error).message });
       }
       if (qemu && config) {
-        const { QemuDriver } = await import('../compute/qemu/qemu.driver.js');
-        const accel = await new QemuDriver(join(config.dataDir, 'vms')).acceleration();
-        checks.push({
-          name: 'acceleration',
-          ok: true,
-          detail: accel.startsWith('kvm') ? 'KVM: VMs run at native speed' : `${accel}; VMs work but run several times slower`,
-        });
+        const { createComputeDriver } = await import('../compute/compute-driver.js');
+        await import('../compute/qemu/qemu.driver.js');
+        const c = config.compute;
+        if (c.driver === 'qemu') {
+          const driver = createComputeDriver('qemu', computeDriverOptions(config));
+          checks.push(accelerationCheck(await driver.acceleration({ recheck: opts.recheck }), c.accel));
+        }
       }
       if (config) {
         try {
@@ -79,9 +83,31 @@ export function registerDoctor(program: Command): void {
         }
       }
       const width = Math.max(...checks.map((c) => c.name.length));
-      for (const c of checks) process.stdout.write(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name.padEnd(width)}  ${c.detail}\n`);
+      for (const c of checks) process.stdout.write(`${c.ok ? (c.warn ? 'WARN' : 'ok  ') : 'FAIL'}  ${c.name.padEnd(width)}  ${c.detail}\n`);
       const failed = checks.filter((c) => !c.ok).length;
       process.stdout.write(failed ? `\n${failed} problem(s) found.\n` : '\nEverything labforge needs is here.\n');
       if (failed) process.exitCode = 1;
     });
+}
+
+/** The acceleration line: what VMs get here, why, and what to do about it. */
+export function accelerationCheck(a: Acceleration, configured: 'auto' | 'kvm' | 'tcg'): Check {
+  const when = a.source === 'config' ? '' : ` (${a.source === 'runtime' ? 'seen' : 'checked'} ${a.checkedAt.slice(0, 16).replace('T', ' ')} UTC)`;
+  if (a.kvm === 'works') return { name: 'acceleration', ok: true, detail: `KVM: VMs run at native speed. ${a.reason}${when}` };
+  if (a.kvm === 'disabled') return { name: 'acceleration', ok: true, detail: `software emulation, as configured. ${a.reason}` };
+  if (configured === 'kvm') {
+    return {
+      name: 'acceleration',
+      ok: false,
+      detail: `compute.accel is kvm, but ${a.reason}${when} The server will not start this way: fix KVM, or set compute.accel to auto.`,
+    };
+  }
+  const what =
+    a.kvm === 'broken' ? 'KVM is present but does not run guests' : a.kvm === 'unproven' ? 'KVM is present but could not be proven' : 'no KVM on this host';
+  return {
+    name: 'acceleration',
+    ok: true,
+    warn: true,
+    detail: `${what}: software emulation will be used (VMs work, several times slower). Why: ${a.reason}${when}${a.kvm === 'broken' ? ' After fixing KVM, run labforge doctor --recheck.' : ''}`,
+  };
 }

@@ -52,6 +52,27 @@ export function printTable(headers: string[], rows: unknown[][], emptyMessage: s
   process.stdout.write(`${formatTable(headers, rows)}\n`);
 }
 
+/** A VM's reason, for people: "QemuStartFailed: QEMU could not start …". */
+export const reasonText = (p: { statusCode?: string; statusMessage?: string }) =>
+  p.statusMessage ? `${p.statusCode ? `${p.statusCode}: ` : ''}${p.statusMessage}` : undefined;
+
+/**
+ * Prints a table whose rows may carry a note (why a VM failed, say): the row's state gets a mark [n] and the
+ * notes follow the table, numbered, so long reasons do not widen every row.
+ */
+export function printTableWithNotes(headers: string[], rows: { cells: unknown[]; note?: string; noteColumn: number }[], emptyMessage: string): void {
+  let n = 0;
+  const notes: string[] = [];
+  const cells = rows.map((r) => {
+    if (!r.note) return r.cells;
+    n++;
+    notes.push(`[${n}] ${r.note}`);
+    return r.cells.map((c, i) => (i === r.noteColumn ? `${cell(c)} [${n}]` : c));
+  });
+  printTable(headers, cells, emptyMessage);
+  if (notes.length) process.stdout.write(`\n${notes.join('\n')}\n`);
+}
+
 /** Formats `label: value` lines with the values aligned; undefined values are left out. */
 export function formatFields(fields: [string, unknown][]): string {
   const shown = fields.filter(([, v]) => v !== undefined);

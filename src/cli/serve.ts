@@ -1,7 +1,22 @@
 // `labforge serve`: runs the server in the foreground until SIGINT/SIGTERM.
 import type { Command } from 'commander';
+import type { Acceleration } from '../compute/compute-driver.js';
 import { ConfigError, loadConfig } from '../config/config.js';
 import { startServer } from '../server.js';
+
+/** One line for the banner: the accelerator VMs get on this host, and why. */
+function accelerationLine(a: Acceleration): string {
+  if (a.accelerator === 'kvm') return `with KVM (${a.reason})`;
+  const what =
+    a.kvm === 'broken'
+      ? 'KVM is present but does not run guests'
+      : a.kvm === 'disabled'
+        ? 'as configured'
+        : a.kvm === 'unproven'
+          ? 'KVM could not be proven'
+          : 'no KVM here';
+  return `under software emulation, several times slower: ${what}. ${a.kvm === 'disabled' ? '' : a.reason}`.trim();
+}
 
 export function registerServe(program: Command): void {
   program
@@ -34,6 +49,10 @@ export function registerServe(program: Command): void {
         server = await startServer(config, { logger: opts.log });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
+        if (err instanceof ConfigError) {
+          console.error(`labforge: ${e.message}`);
+          process.exit(78);
+        }
         if (e.code === 'EADDRINUSE') {
           console.error(
             `labforge: ${config.listen.host}:${config.listen.port} is already in use. Stop the other program, or choose another port with --listen 127.0.0.1:PORT.`,
@@ -56,6 +75,7 @@ export function registerServe(program: Command): void {
         `  VMs:        ${server.vmsFound.running} running, ${server.vmsFound.stopped} stopped (VMs keep running while the server is stopped)`,
       ];
       for (const c of server.vmsFound.changed) lines.push(`              state corrected: ${c}`);
+      lines.push(`  VMs run:    ${accelerationLine(server.acceleration)}`);
       for (const b of server.builtinImages) {
         const where = `builtin/${b.name}`;
         if (b.outcome === 'registered') lines.push(`  image:      ${where} ${b.version} is being imported from ${b.file}`);

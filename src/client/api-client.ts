@@ -200,6 +200,8 @@ export interface VirtualMachine {
     osProfile?: { computerName?: string; adminUsername?: string };
     provisioningState: string;
     state: VmPowerState;
+    /** Why the VM is Failed (QemuStartFailed, DiskMissing, GuestCrashed, ...), or what its user should know while it runs. */
+    statusCode?: string;
     statusMessage?: string;
     generalized?: boolean;
     osState?: string;
@@ -310,6 +312,7 @@ export interface LabVm {
     vmType: 'Template' | 'User';
     claimedByUserId?: string;
     connectionProfile?: { sshAuthority?: string; rdpAuthority?: string; adminUsername?: string };
+    statusCode?: string;
     statusMessage?: string;
     exportStatus?: { status: string; percentComplete: number; message?: string; imageVersionId?: string };
   };
@@ -386,6 +389,28 @@ export interface Token {
 export interface CreatedToken extends Token {
   /** The secret; the server shows it only in this response. */
   token: string;
+}
+
+/** How a host accelerates VMs: KVM where the probe proved it, software emulation (tcg) otherwise, and why. */
+export interface HostAcceleration {
+  accelerator: 'kvm' | 'tcg';
+  kvm: 'works' | 'missing' | 'broken' | 'unproven' | 'disabled';
+  reason: string;
+  checkedAt: string;
+  source: 'probe' | 'runtime' | 'config';
+}
+
+export interface Host {
+  id: string;
+  name: string;
+  type: string;
+  properties: {
+    state: 'Ready' | 'Unreachable';
+    stateReason?: string;
+    computeDriver: string;
+    acceleration?: HostAcceleration;
+    virtualMachines: { total: number; running: number; failed: number };
+  };
 }
 
 export interface TokenInput {
@@ -1023,6 +1048,20 @@ export class ApiClient {
 
   cancelOperation(sub: string, id: string): Promise<Operation> {
     return this.json('POST', `${this.operationPath(sub, id)}/cancel`, API_VERSION.labforge);
+  }
+
+  // ---- hosts (staff) ----
+
+  listHosts(): Promise<Host[]> {
+    return this.listAll('/providers/Labforge.Core/hosts', { 'api-version': API_VERSION.labforge });
+  }
+
+  getHost(name: string): Promise<Host> {
+    return this.json('GET', `/providers/Labforge.Core/hosts/${seg(name)}`, API_VERSION.labforge);
+  }
+
+  checkHostAcceleration(name: string): Promise<Host> {
+    return this.json('POST', `/providers/Labforge.Core/hosts/${seg(name)}/checkAcceleration`, API_VERSION.labforge);
   }
 
   // ---- tokens (admin only) ----

@@ -25,9 +25,35 @@ export interface VmSpec {
   forward?: { guestPort: number; hostPort: number };
 }
 
+/** A reason with a stable code: why a VM failed, or what its user should know about how it runs. */
+export interface VmCondition {
+  code: string;
+  message: string;
+}
+
+/** How VMs started now are accelerated on a host, and why. */
+export interface Acceleration {
+  /** kvm (hardware virtualisation) or tcg (QEMU's software emulation, several times slower). */
+  accelerator: 'kvm' | 'tcg';
+  /** What is known of KVM here: works (proven by booting a kernel), missing, broken, unproven, or disabled by configuration. */
+  kvm: 'works' | 'missing' | 'broken' | 'unproven' | 'disabled';
+  /** One or two sentences for people: why this accelerator. */
+  reason: string;
+  /** When the verdict was reached. */
+  checkedAt: string;
+  /** probe: the host was tested; runtime: KVM stopped a real VM; config: compute.accel decided. */
+  source: 'probe' | 'runtime' | 'config';
+}
+
 export interface VmStatus {
   id: string;
   state: VmState;
+  /** Why the VM is Failed (only then). */
+  error?: VmCondition;
+  /** What the VM's user should know while it runs (for example: restarted under software emulation). */
+  notice?: VmCondition;
+  /** The accelerator of the current run. */
+  accelerator?: 'kvm' | 'tcg';
   pid?: number;
   /** Host port forwarded to the guest's SSH/RDP port, once running. */
   hostPort?: number;
@@ -44,8 +70,8 @@ export interface VmActivity {
 
 export interface ComputeDriver {
   readonly kind: string;
-  /** How VMs are accelerated here, e.g. "kvm" or "tcg (software emulation)". */
-  acceleration(): Promise<string>;
+  /** How VMs started now are accelerated, and why (cached per host; `recheck` tests the host again). */
+  acceleration(opts?: { recheck?: boolean }): Promise<Acceleration>;
   /** Registers a VM (nothing runs yet); idempotent for the same spec. */
   create(spec: VmSpec): Promise<VmStatus>;
   start(id: string): Promise<VmStatus>;

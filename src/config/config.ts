@@ -86,6 +86,11 @@ export const ConfigFileSchema = Type.Object(
         {
           driver: Type.Optional(Type.String({ minLength: 1 })),
           accel: Type.Optional(Type.Union([Type.Literal('auto'), Type.Literal('kvm'), Type.Literal('tcg')])),
+          qemu: Type.Optional(Type.String({ minLength: 1 })),
+          kvmDevice: Type.Optional(Type.String({ minLength: 1 })),
+          accelCacheFile: Type.Optional(Type.String({ minLength: 1 })),
+          probeKernel: Type.Optional(Type.String({ minLength: 1 })),
+          probeInitrd: Type.Optional(Type.String({ minLength: 1 })),
           stopTimeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 3600 })),
           forwardAddress: Type.Optional(Type.String({ minLength: 1 })),
           connectHost: Type.Optional(Type.String({ minLength: 1 })),
@@ -158,6 +163,15 @@ export interface ComputeConfig {
   /** The compute driver by name (qemu on this host). */
   driver: string;
   accel: 'auto' | 'kvm' | 'tcg';
+  /** The QEMU system emulator (LABFORGE_QEMU; default qemu-system-x86_64 on the PATH). */
+  qemu?: string;
+  /** The KVM device the acceleration probe checks (LABFORGE_KVM_DEVICE; default /dev/kvm). */
+  kvmDevice?: string;
+  /** Where the per-host acceleration verdict is cached (LABFORGE_ACCEL_CACHE; default ~/.cache/labforge/acceleration.json). */
+  accelCacheFile?: string;
+  /** The kernel and initramfs the acceleration probe boots (default: the test guest's, from scripts/build-test-guest.sh). */
+  probeKernel: string;
+  probeInitrd: string;
   stopTimeoutMs: number;
   /** The host address VMs' SSH/RDP ports are forwarded on: 127.0.0.1 (this machine only) or 0.0.0.0 (every interface). */
   forwardAddress: string;
@@ -327,6 +341,27 @@ function packSizeMiB(envText: string | undefined, fromFile: number | undefined):
   return n;
 }
 
+/** A path setting resolved against the data folder; a bare command name (no slash) is kept for a PATH lookup. */
+function optionalPath<K extends string>(key: K, value: string | undefined, dataDir: string): Partial<Record<K, string>> {
+  if (value === undefined || value === '') return {};
+  return { [key]: value.includes('/') ? resolve(dataDir, value) : value } as Partial<Record<K, string>>;
+}
+
+/** The options of the configured compute driver (the qemu driver's: VM folder, accelerator, probe, QEMU binary). */
+export function computeDriverOptions(config: Config): Record<string, unknown> {
+  const c = config.compute;
+  return {
+    vmsDir: join(c.dir, 'vms'),
+    accel: c.accel,
+    forwardAddress: c.forwardAddress,
+    probeKernel: c.probeKernel,
+    probeInitrd: c.probeInitrd,
+    ...(c.qemu ? { qemu: c.qemu } : {}),
+    ...(c.kvmDevice ? { kvmDevice: c.kvmDevice } : {}),
+    ...(c.accelCacheFile ? { accelCacheFile: c.accelCacheFile } : {}),
+  };
+}
+
 function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv, publicUrl: string | undefined): ComputeConfig {
   const c = file.compute ?? {};
   const sizes = c.sizes ?? DEFAULT_VM_SIZES;
@@ -362,6 +397,11 @@ function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv
     dir: join(dataDir, 'compute'),
     driver: env.LABFORGE_COMPUTE_DRIVER ?? c.driver ?? 'qemu',
     accel: (accelEnv as ComputeConfig['accel'] | undefined) ?? c.accel ?? 'auto',
+    ...optionalPath('qemu', env.LABFORGE_QEMU ?? c.qemu, dataDir),
+    ...optionalPath('kvmDevice', env.LABFORGE_KVM_DEVICE ?? c.kvmDevice, dataDir),
+    ...optionalPath('accelCacheFile', env.LABFORGE_ACCEL_CACHE ?? c.accelCacheFile, dataDir),
+    probeKernel: resolve(dataDir, c.probeKernel ?? join(INSTALL_ROOT, '.labforge-data', 'test-guest', 'probe-vmlinuz')),
+    probeInitrd: resolve(dataDir, c.probeInitrd ?? join(INSTALL_ROOT, '.labforge-data', 'test-guest', 'probe-initrd.img')),
     stopTimeoutMs: (c.stopTimeoutSeconds ?? 60) * 1000,
     forwardAddress,
     connectHost,

@@ -11,6 +11,7 @@ import * as m003 from './migrations/003-lab-services.js';
 import * as m004 from './migrations/004-accounts.js';
 import * as m005 from './migrations/005-lab-schedules.js';
 import * as m006 from './migrations/006-sign-ins-and-console-tickets.js';
+import * as m007 from './migrations/007-vm-status-code.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '004-accounts': m004,
   '005-lab-schedules': m005,
   '006-sign-ins-and-console-tickets': m006,
+  '007-vm-status-code': m007,
 };
 
 class StaticMigrations implements MigrationProvider {

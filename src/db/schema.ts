@@ -136,6 +136,8 @@ export interface VirtualMachineTable extends ResourceColumns {
   ssh_public_keys: string;
   custom_data: string | null;
   state: string;
+  /** Why the VM failed, or what its user should know while it runs; null when there is nothing to say. */
+  status_code: string | null;
   status_message: string | null;
   host_port: number | null;
   guest_port: number;

@@ -1,7 +1,7 @@
 // Wires the services to one metadata store.
 import { join } from 'node:path';
 import { createComputeDriver } from '../compute/compute-driver.js';
-import type { Config } from '../config/config.js';
+import { type Config, computeDriverOptions } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
@@ -10,6 +10,7 @@ import { AccountService } from './account.service.js';
 import { AutoShutdownService } from './autoshutdown.service.js';
 import { RegionCatalog } from './common.js';
 import { GalleryService } from './gallery.service.js';
+import { HostService } from './host.service.js';
 import { ImageVersionService } from './image-version.service.js';
 import { LabService } from './lab.service.js';
 import { LabPlanService } from './lab-plan.service.js';
@@ -35,6 +36,7 @@ export interface Services {
   uploads: UploadService;
   imageStoreMaintenance: StoreService;
   vms: VmService;
+  hosts: HostService;
   labPlans: LabPlanService;
   labs: LabService;
   accounts: AccountService;
@@ -58,16 +60,13 @@ export function createServices(config: Config, store: Store): Services {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
   });
-  const driver = createComputeDriver(config.compute.driver, {
-    vmsDir: join(config.compute.dir, 'vms'),
-    accel: config.compute.accel,
-    forwardAddress: config.compute.forwardAddress,
-  });
+  const driver = createComputeDriver(config.compute.driver, computeDriverOptions(config));
   const vms = new VmService(store.db, groups, galleries, versions, regions, operations, imageStores, driver, {
     ...config.compute,
     tmpDir: join(config.dataDir, 'tmp'),
   });
   versions.capturer = vms;
+  const hosts = new HostService(store.db, driver);
   const labPlans = new LabPlanService(store.db, groups, versions, regions);
   const labs = new LabService(store.db, groups, galleries, versions, labPlans, vms, regions, operations, imageStores);
   const accounts = new AccountService(store.db, tokens);
@@ -87,6 +86,7 @@ export function createServices(config: Config, store: Store): Services {
     uploads,
     imageStoreMaintenance,
     vms,
+    hosts,
     labPlans,
     labs,
     accounts,

@@ -1143,7 +1143,7 @@ export class LabService {
             await this.vms.removeVmFiles(ctx.input.templateKey).catch(() => undefined);
             await tx
               .updateTable('virtual_machines')
-              .set({ provisioning_state: 'Failed', state: 'Failed', status_message: error.message })
+              .set({ provisioning_state: 'Failed', state: 'Failed', status_code: error.code, status_message: error.message })
               .where('id', '=', ctx.input.templateKey)
               .execute();
           }

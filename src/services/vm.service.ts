@@ -74,6 +74,8 @@ export interface VirtualMachine extends ResourceMeta {
   adminUsername: string | null;
   sshPublicKeys: string[];
   state: VmState;
+  /** Why the VM is Failed, or what its user should know while it runs (SoftwareEmulationFallback); null otherwise. */
+  statusCode: string | null;
   statusMessage: string | null;
   /** Host port forwarded to the guest's SSH (Linux) or RDP (Windows) port, while running. */
   hostPort: number | null;
@@ -145,6 +147,7 @@ const toVm = (r: VirtualMachineTable): VirtualMachine =>
     adminUsername: r.admin_username,
     sshPublicKeys: JSON.parse(r.ssh_public_keys) as string[],
     state: r.state as VmState,
+    statusCode: r.status_code,
     statusMessage: r.status_message,
     hostPort: r.state === 'Running' ? r.host_port : null,
     guestPort: r.guest_port,
@@ -459,6 +462,7 @@ export class VmService {
           ssh_public_keys: JSON.stringify(input.sshPublicKeys ?? []),
           custom_data: input.customData ?? null,
           state: 'Starting',
+          status_code: null,
           status_message: 'Creating the disk',
           host_port: null,
           guest_port: img.osType === 'Windows' ? 3389 : 22,
@@ -540,7 +544,7 @@ export class VmService {
         );
       }
       const state = TRANSITION[action];
-      await tx.updateTable('virtual_machines').set({ state, status_message: null }).where('id', '=', r.id).execute();
+      await tx.updateTable('virtual_machines').set({ state, status_code: null, status_message: null }).where('id', '=', r.id).execute();
       return this.operations.enqueue(tx, {
         kind: VM_POWER,
         subscriptionId: r.subscription_id,
@@ -648,6 +652,7 @@ export class VmService {
       ssh_public_keys: '[]',
       custom_data: s.customData ?? null,
       state: s.vmType === 'Template' ? 'Starting' : 'Stopped',
+      status_code: null,
       status_message: null,
       host_port: null,
       guest_port: s.osType === 'Windows' ? 3389 : 22,
@@ -711,14 +716,36 @@ export class VmService {
   /** Brings a settled recorded state in line with what the driver sees (the guest may have shut itself down). */
   private async reconcileRow(r: VirtualMachineTable): Promise<VirtualMachineTable> {
     if (r.provisioning_state !== 'Succeeded' || !SETTLED.includes(r.state as VmState)) return r;
-    const live = await this.driver.status(r.id);
+    const live = await this.liveStatus(r.id);
+    // A transition the driver is making on its own (a restart under software emulation) is shown, not recorded.
+    if (live && !SETTLED.includes(live.state)) return { ...r, state: live.state };
     const state: VmState = live ? live.state : 'Failed';
     const hostPort = live?.hostPort ?? r.host_port;
-    if (state === r.state && hostPort === r.host_port) return r;
-    const message = live ? null : 'The VM files are missing on this host; delete the VM and create it again.';
-    const upd = { state, host_port: hostPort, status_message: message, ...usageUpdate(r, state) };
+    const reason = statusReason(live);
+    const reasonChanged = reason ? reason.code !== r.status_code || reason.message !== r.status_message : r.status_code !== null && state !== r.state;
+    if (state === r.state && hostPort === r.host_port && !reasonChanged) return r;
+    const upd = {
+      state,
+      host_port: hostPort,
+      ...(reason || state !== r.state ? { status_code: reason?.code ?? null, status_message: reason?.message ?? null } : {}),
+      ...usageUpdate(r, state),
+    };
     await this.db.updateTable('virtual_machines').set(upd).where('id', '=', r.id).where('state', '=', r.state).execute();
     return { ...r, ...upd };
+  }
+
+  /** The driver's view of a VM; a driver that cannot answer reads as a failed VM with the reason. */
+  private async liveStatus(vmKey: string): Promise<VmStatus | undefined> {
+    try {
+      return (await this.driver.status(vmKey)) ?? missingOnHost(vmKey);
+    } catch (err) {
+      return {
+        id: vmKey,
+        state: 'Failed',
+        serialLog: '',
+        error: { code: 'HostUnavailable', message: `The VM's host does not answer: ${(err as Error).message}. Check the host, then read the VM again.` },
+      };
+    }
   }
 
   /**
@@ -736,9 +763,10 @@ export class VmService {
       if (!SETTLED.includes(r.state as VmState) && r.provisioning_state === 'Succeeded') {
         const active = await this.operations.activeFor(this.db, armIdOf(r));
         if (!active) {
-          const live = await this.driver.status(r.id);
-          cur = { ...r, state: live?.state ?? 'Failed' };
-          await this.db.updateTable('virtual_machines').set({ state: cur.state }).where('id', '=', r.id).execute();
+          const live = await this.liveStatus(r.id);
+          const state = live && SETTLED.includes(live.state) ? live.state : 'Failed';
+          cur = { ...r, state };
+          await this.db.updateTable('virtual_machines').set({ state }).where('id', '=', r.id).execute();
         }
       }
       const after = await this.reconcileRow(cur);
@@ -955,12 +983,28 @@ export class VmService {
     return this.driver.stop(vmKey, { timeoutMs: this.settings.stopTimeoutMs });
   }
 
-  private async settle(db: Db, vmKey: string, status: VmStatus | undefined, message: string | null, extra: Partial<VirtualMachineTable> = {}) {
+  private async settle(
+    db: Db,
+    vmKey: string,
+    status: VmStatus | undefined,
+    failure: { code: string; message: string } | null,
+    extra: Partial<VirtualMachineTable> = {},
+  ) {
     const r = await db.selectFrom('virtual_machines').select(['running_since', 'usage_seconds']).where('id', '=', vmKey).executeTakeFirst();
-    const state = status?.state ?? 'Failed';
+    const live = status ?? missingOnHost(vmKey);
+    const state = live.state;
+    // The driver's reason wins (it knows why QEMU failed); otherwise the operation's error, if any.
+    const reason = statusReason(live) ?? failure ?? undefined;
     await db
       .updateTable('virtual_machines')
-      .set({ state, host_port: status?.hostPort ?? null, status_message: message, ...(r ? usageUpdate(r, state) : {}), ...extra })
+      .set({
+        state,
+        host_port: live.hostPort ?? null,
+        status_code: reason?.code ?? null,
+        status_message: reason?.message ?? null,
+        ...(r ? usageUpdate(r, state) : {}),
+        ...extra,
+      })
       .where('id', '=', vmKey)
       .execute();
   }
@@ -989,7 +1033,7 @@ export class VmService {
           await rm(this.diskDir(ctx.input.vmKey), { recursive: true, force: true });
           await tx
             .updateTable('virtual_machines')
-            .set({ provisioning_state: 'Failed', state: 'Failed', status_message: error.message, base_file: null })
+            .set({ provisioning_state: 'Failed', state: 'Failed', status_code: error.code, status_message: error.message, base_file: null })
             .where('id', '=', ctx.input.vmKey)
             .execute();
         },
@@ -1005,11 +1049,28 @@ export class VmService {
           });
         },
         onFailure: async (ctx, tx, error) => {
-          await this.settle(tx, ctx.input.vmKey, await this.driver.status(ctx.input.vmKey).catch(() => undefined), error.message);
+          await this.settle(tx, ctx.input.vmKey, await this.driver.status(ctx.input.vmKey).catch(() => undefined), error);
         },
       },
     ];
   }
+}
+
+/** A VM the driver does not know: its files are gone from the host. */
+function missingOnHost(vmKey: string): VmStatus {
+  return {
+    id: vmKey,
+    state: 'Failed',
+    serialLog: '',
+    error: { code: 'VmMissingOnHost', message: 'The VM files are missing on its host; delete the VM and create it again.' },
+  };
+}
+
+/** What a VM's status says beyond its state: why it failed, or what its user should know. */
+function statusReason(s: VmStatus | undefined): { code: string; message: string } | undefined {
+  if (!s) return undefined;
+  if (s.state === 'Failed') return s.error ?? { code: 'Unknown', message: 'The VM failed and its host did not say why. Stop it and start it again.' };
+  return s.notice;
 }
 
 const RESERVED_CLOUD_CONFIG = ['users', 'hostname', 'fqdn', 'password', 'chpasswd'];

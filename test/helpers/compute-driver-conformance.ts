@@ -1,6 +1,7 @@
 // The conformance suite every compute driver must pass (qemu now, KubeVirt
 // later). The target gives a factory for a driver and a bootable-or-not disk;
 // these cases need no guest OS: they check the VM lifecycle the driver owns.
+import { rmSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { ComputeDriver, VmSpec } from '../../src/compute/compute-driver.js';
 
@@ -23,8 +24,12 @@ export function runComputeDriverConformance(name: string, target: ComputeTarget)
       ...extra,
     });
 
-    it('says how it accelerates VMs', async () => {
-      expect(await target.create().acceleration()).toMatch(/^(kvm|tcg)/);
+    it('says how it accelerates VMs, and why', async () => {
+      const a = await target.create().acceleration();
+      expect(['kvm', 'tcg']).toContain(a.accelerator);
+      expect(a.kvm === 'works').toBe(a.accelerator === 'kvm');
+      expect(a.reason.length).toBeGreaterThan(20);
+      expect(Number.isNaN(Date.parse(a.checkedAt))).toBe(false);
     });
 
     it('creates, starts, stops (forcing a guest that ignores the power button), restarts and deletes a VM', async () => {
@@ -83,6 +88,19 @@ export function runComputeDriverConformance(name: string, target: ComputeTarget)
       expect(after).toMatchObject({ state: 'Running', pid: running.pid });
       await d.delete('pause-1');
     }, 60_000);
+
+    it('says why a VM failed: a start whose disk is gone reads Failed with DiskMissing until a stop acknowledges it', async () => {
+      const d = target.create();
+      const s = await spec('gone-1');
+      await d.create(s);
+      rmSync((s.disks[0] as { path: string }).path);
+      await expect(d.start('gone-1')).rejects.toMatchObject({ code: 'DiskMissing' });
+      const failed = await d.status('gone-1');
+      expect(failed).toMatchObject({ state: 'Failed', error: { code: 'DiskMissing' } });
+      expect(failed?.error?.message).toMatch(/disk .*missing.*Reimage/);
+      expect((await d.stop('gone-1')).state).toBe('Stopped');
+      await d.delete('gone-1');
+    });
 
     it('refuses unknown VMs and missing disks with clear errors', async () => {
       const d = target.create();

@@ -2,12 +2,14 @@
 // of the rules (who may see and do what, state reconciliation) run in
 // milliseconds; the qemu driver is tested for real elsewhere.
 
-import { type ComputeDriver, registerComputeDriver, type VmActivity, type VmSpec, type VmStatus } from '../../src/compute/compute-driver.js';
+import { existsSync } from 'node:fs';
+import { type ComputeDriver, registerComputeDriver, type VmActivity, type VmCondition, type VmSpec, type VmStatus } from '../../src/compute/compute-driver.js';
 import { LabforgeError } from '../../src/errors.js';
 
 interface FakeVm {
   spec: VmSpec;
   state: VmStatus['state'];
+  error?: VmCondition;
   paused: boolean;
   hostPort?: number;
 }
@@ -19,7 +21,13 @@ export class FakeComputeDriver implements ComputeDriver {
   readonly pauses: string[] = [];
 
   async acceleration() {
-    return 'tcg (fake driver: nothing runs)';
+    return {
+      accelerator: 'tcg' as const,
+      kvm: 'disabled' as const,
+      reason: 'The fake driver runs nothing.',
+      checkedAt: new Date().toISOString(),
+      source: 'config' as const,
+    };
   }
   private need(id: string): FakeVm {
     const vm = this.vms.get(id);
@@ -27,7 +35,13 @@ export class FakeComputeDriver implements ComputeDriver {
     return vm;
   }
   private view(id: string, vm: FakeVm): VmStatus {
-    return { id, state: vm.state, serialLog: `/nonexistent/${id}.log`, ...(vm.state === 'Running' ? { pid: 1, hostPort: vm.hostPort } : {}) };
+    return {
+      id,
+      state: vm.state,
+      serialLog: `/nonexistent/${id}.log`,
+      ...(vm.state === 'Running' ? { pid: 1, hostPort: vm.hostPort } : {}),
+      ...(vm.state === 'Failed' && vm.error ? { error: vm.error } : {}),
+    };
   }
   async create(spec: VmSpec) {
     this.vms.set(spec.id, { spec, state: 'Stopped', paused: false });
@@ -37,6 +51,15 @@ export class FakeComputeDriver implements ComputeDriver {
   failStarts = 0;
   async start(id: string) {
     const vm = this.need(id);
+    const missing = vm.spec.disks.find((d) => !existsSync(d.path));
+    if (missing) {
+      vm.state = 'Failed';
+      vm.error = {
+        code: 'DiskMissing',
+        message: `The disk file of VM ${id} is missing on this host. Reimage the VM to give it a fresh disk from its image, or delete it.`,
+      };
+      throw new LabforgeError(409, 'DiskMissing', vm.error.message);
+    }
     if (this.failStarts > 0) {
       this.failStarts--;
       throw new LabforgeError(500, 'HostFailure', `The host could not start VM '${id}' (a failure the test asked for).`);
@@ -48,6 +71,7 @@ export class FakeComputeDriver implements ComputeDriver {
   async stop(id: string) {
     const vm = this.need(id);
     vm.state = 'Stopped';
+    vm.error = undefined;
     return this.view(id, vm);
   }
   async restart(id: string) {

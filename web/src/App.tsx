@@ -8,6 +8,7 @@ import { type Me, session, signOut, whoami } from './api.js';
 import { LANGUAGES, setLanguage } from './i18n.js';
 import { AccountsPage } from './pages/Accounts.js';
 import { GalleryPage } from './pages/Gallery.js';
+import { HostsPage } from './pages/Hosts.js';
 import { LabPage } from './pages/Lab.js';
 import { LabsPage } from './pages/Labs.js';
 import { MyVmsPage } from './pages/MyVms.js';
@@ -48,6 +49,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
           {staff && <NavLink to="/gallery">{t('nav.gallery')}</NavLink>}
           {me.data.role === 'admin' && <NavLink to="/accounts">{t('accounts.title')}</NavLink>}
           {me.data.role === 'admin' && <NavLink to="/people">{t('people.title')}</NavLink>}
+          {staff && <NavLink to="/hosts">{t('nav.hosts')}</NavLink>}
           <NavLink to="/operations">{t('nav.operations')}</NavLink>
         </nav>
         <label className="lang">
@@ -81,6 +83,7 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
           {staff && <Route path="/gallery" element={<GalleryPage />} />}
           {me.data.role === 'admin' && <Route path="/accounts" element={<AccountsPage />} />}
           {me.data.role === 'admin' && <Route path="/people" element={<PeoplePage />} />}
+          {staff && <Route path="/hosts" element={<HostsPage admin={me.data.role === 'admin'} />} />}
           <Route path="/operations" element={<OperationsPage />} />
           <Route path="*" element={<Navigate to={staff ? '/labs' : '/my-vms'} replace />} />
         </Routes>

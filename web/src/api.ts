@@ -2,10 +2,10 @@
 // browser tab (sessionStorage, never in a URL), ARM errors turned into
 // exceptions with the server's message, and operations polled to the end.
 // The shapes are the ones the command-line client uses.
-import type { Lab, LabVm, Operation, SessionInfo } from '../../src/client/api-client.js';
+import type { Host, Lab, LabVm, Operation, SessionInfo } from '../../src/client/api-client.js';
 import i18n from './i18n.js';
 
-export type { Lab, LabVm, Operation };
+export type { Host, Lab, LabVm, Operation };
 
 export const VERSIONS = { labforge: '2026-11-01', labServices: '2022-08-01', compute: '2025-03-03', subscriptions: '2022-12-01' } as const;
 const TOKEN_KEY = 'labforge.session';
@@ -283,3 +283,7 @@ export const createPerson = async (email: string, role: string) =>
   ).body;
 export const listTokens = async () => (await call<{ value: TokenRow[] }>('GET', '/providers/Labforge.Core/tokens', VERSIONS.labforge)).body.value;
 export const revokeToken = async (id: string) => call('DELETE', `/providers/Labforge.Core/tokens/${id}`, VERSIONS.labforge);
+
+export const listHosts = async () => (await call<{ value: Host[] }>('GET', '/providers/Labforge.Core/hosts', VERSIONS.labforge)).body.value;
+export const checkHost = async (name: string) =>
+  (await call<Host>('POST', `/providers/Labforge.Core/hosts/${encodeURIComponent(name)}/checkAcceleration`, VERSIONS.labforge)).body;

@@ -14,7 +14,7 @@ export const LANGUAGES = [
 // A value the server sends (a state, a role) is named in English as the server writes it, e.g. InProgress.
 const en = {
   app: { name: 'labforge', language: 'Language', signOut: 'Sign out', skip: 'Skip to content' },
-  nav: { label: 'main', myVms: 'My VMs', labs: 'Labs', gallery: 'Gallery', operations: 'Operations' },
+  nav: { label: 'main', myVms: 'My VMs', labs: 'Labs', gallery: 'Gallery', operations: 'Operations', hosts: 'Hosts' },
   signIn: {
     title: 'Sign in',
     email: 'Email',
@@ -47,6 +47,20 @@ const en = {
       Reimaging: 'Resetting',
       Redeploying: 'Redeploying',
       Failed: 'Failed',
+    },
+    why: 'Why',
+    note: 'Note',
+    reasons: {
+      QemuStartFailed: 'The VM could not start',
+      DiskMissing: "The VM's disk is missing",
+      GuestCrashed: 'The operating system in the VM crashed',
+      AcceleratorFailed: 'Hardware acceleration (KVM) failed',
+      EmulationFailed: 'The emulator stopped the VM',
+      QemuExited: 'The VM stopped unexpectedly',
+      VmMissingOnHost: 'The VM is missing on its host',
+      HostUnavailable: "The VM's host does not answer",
+      SoftwareEmulationFallback: 'Running without hardware acceleration (slower)',
+      Unknown: 'The VM failed',
     },
   },
   lab: {
@@ -227,6 +241,19 @@ const en = {
   osStates: { Specialized: 'Specialized', Generalized: 'Generalized' },
   units: { gb: '{{n}} GB', gib: '{{n}} GiB', mib: '{{n}} MiB' },
   ops: { done: '{{what}} finished', failed: '{{what}} failed: {{error}}' },
+  hosts: {
+    title: 'Hosts',
+    name: 'Host',
+    state: 'State',
+    acceleration: 'Acceleration',
+    why: 'Why',
+    vms: 'VMs',
+    counts: '{{total}} ({{running}} running, {{failed}} failed)',
+    check: 'Check KVM again',
+    checked: 'Checked {{when}}',
+    accelerators: { kvm: 'KVM (native speed)', tcg: 'Software emulation (slower)' },
+    states: { Ready: 'Ready', Unreachable: 'Unreachable' },
+  },
   errors: {
     generic: 'Something went wrong: {{message}}',
     noSubscription: 'This server lists no subscription for you.',
@@ -248,7 +275,7 @@ type Messages<Forms extends PluralCategory> = Translation<typeof en, Forms>;
 
 const ko: Messages<'other'> = {
   app: { name: 'labforge', language: '언어', signOut: '로그아웃', skip: '본문으로 건너뛰기' },
-  nav: { label: '주 메뉴', myVms: '내 VM', labs: '랩', gallery: '갤러리', operations: '작업' },
+  nav: { label: '주 메뉴', myVms: '내 VM', labs: '랩', gallery: '갤러리', operations: '작업', hosts: '호스트' },
   signIn: {
     title: '로그인',
     email: '이메일',
@@ -281,6 +308,20 @@ const ko: Messages<'other'> = {
       Reimaging: '초기화하는 중',
       Redeploying: '다시 배포하는 중',
       Failed: '실패',
+    },
+    why: '원인',
+    note: '참고',
+    reasons: {
+      QemuStartFailed: 'VM을 시작할 수 없습니다',
+      DiskMissing: 'VM의 디스크가 없습니다',
+      GuestCrashed: 'VM의 운영 체제가 비정상 종료되었습니다',
+      AcceleratorFailed: '하드웨어 가속(KVM)이 실패했습니다',
+      EmulationFailed: '에뮬레이터가 VM을 멈췄습니다',
+      QemuExited: 'VM이 예기치 않게 멈췄습니다',
+      VmMissingOnHost: '호스트에 VM이 없습니다',
+      HostUnavailable: 'VM의 호스트가 응답하지 않습니다',
+      SoftwareEmulationFallback: '하드웨어 가속 없이 실행 중(더 느림)',
+      Unknown: 'VM이 실패했습니다',
     },
   },
   lab: {
@@ -460,6 +501,19 @@ const ko: Messages<'other'> = {
   osStates: { Specialized: '특수화됨', Generalized: '일반화됨' },
   units: { gb: '{{n}}GB', gib: '{{n}}GiB', mib: '{{n}}MiB' },
   ops: { done: '{{what}} 완료', failed: '{{what}} 실패: {{error}}' },
+  hosts: {
+    title: '호스트',
+    name: '호스트',
+    state: '상태',
+    acceleration: '가속',
+    why: '원인',
+    vms: 'VM',
+    counts: '{{total}}개(실행 중 {{running}}개, 실패 {{failed}}개)',
+    check: 'KVM 다시 확인',
+    checked: '{{when}}에 확인함',
+    accelerators: { kvm: 'KVM(원래 속도)', tcg: '소프트웨어 에뮬레이션(더 느림)' },
+    states: { Ready: '준비됨', Unreachable: '연결할 수 없음' },
+  },
   errors: {
     generic: '문제가 발생했습니다: {{message}}',
     noSubscription: '이 서버에 사용자의 구독이 없습니다.',
@@ -470,7 +524,7 @@ const ko: Messages<'other'> = {
 
 const zhTW: Messages<'other'> = {
   app: { name: 'labforge', language: '語言', signOut: '登出', skip: '跳至內容' },
-  nav: { label: '主要', myVms: '我的虛擬機器', labs: '實驗室', gallery: '資源庫', operations: '作業' },
+  nav: { label: '主要', myVms: '我的虛擬機器', labs: '實驗室', gallery: '資源庫', operations: '作業', hosts: '主機' },
   signIn: {
     title: '登入',
     email: '電子郵件',
@@ -503,6 +557,20 @@ const zhTW: Messages<'other'> = {
       Reimaging: '正在重設',
       Redeploying: '正在重新部署',
       Failed: '失敗',
+    },
+    why: '原因',
+    note: '注意',
+    reasons: {
+      QemuStartFailed: '虛擬機器無法啟動',
+      DiskMissing: '虛擬機器的磁碟不見了',
+      GuestCrashed: '虛擬機器中的作業系統當機了',
+      AcceleratorFailed: '硬體加速（KVM）失敗',
+      EmulationFailed: '模擬器停止了虛擬機器',
+      QemuExited: '虛擬機器意外停止',
+      VmMissingOnHost: '主機上找不到虛擬機器',
+      HostUnavailable: '虛擬機器的主機沒有回應',
+      SoftwareEmulationFallback: '正在不使用硬體加速執行（較慢）',
+      Unknown: '虛擬機器失敗',
     },
   },
   lab: {
@@ -682,6 +750,19 @@ const zhTW: Messages<'other'> = {
   osStates: { Specialized: '特殊化', Generalized: '一般化' },
   units: { gb: '{{n}} GB', gib: '{{n}} GiB', mib: '{{n}} MiB' },
   ops: { done: '{{what}} 已完成', failed: '{{what}} 失敗：{{error}}' },
+  hosts: {
+    title: '主機',
+    name: '主機',
+    state: '狀態',
+    acceleration: '加速',
+    why: '原因',
+    vms: '虛擬機器',
+    counts: '{{total}} 台（{{running}} 台執行中，{{failed}} 台失敗）',
+    check: '重新檢查 KVM',
+    checked: '檢查於 {{when}}',
+    accelerators: { kvm: 'KVM（原生速度）', tcg: '軟體模擬（較慢）' },
+    states: { Ready: '就緒', Unreachable: '無法連線' },
+  },
   errors: {
     generic: '發生錯誤：{{message}}',
     noSubscription: '此伺服器沒有列出您的任何訂用帳戶。',
@@ -692,7 +773,7 @@ const zhTW: Messages<'other'> = {
 
 const ru: Messages<'one' | 'few' | 'many' | 'other'> = {
   app: { name: 'labforge', language: 'Язык', signOut: 'Выйти', skip: 'Перейти к содержимому' },
-  nav: { label: 'Основное меню', myVms: 'Мои ВМ', labs: 'Лаборатории', gallery: 'Коллекция', operations: 'Операции' },
+  nav: { label: 'Основное меню', myVms: 'Мои ВМ', labs: 'Лаборатории', gallery: 'Коллекция', operations: 'Операции', hosts: 'Хосты' },
   signIn: {
     title: 'Вход',
     email: 'Эл. почта',
@@ -725,6 +806,20 @@ const ru: Messages<'one' | 'few' | 'many' | 'other'> = {
       Reimaging: 'Сбрасывается',
       Redeploying: 'Повторное развертывание',
       Failed: 'Ошибка',
+    },
+    why: 'Причина',
+    note: 'Примечание',
+    reasons: {
+      QemuStartFailed: 'ВМ не удалось запустить',
+      DiskMissing: 'Диск ВМ отсутствует',
+      GuestCrashed: 'Операционная система в ВМ аварийно завершилась',
+      AcceleratorFailed: 'Аппаратное ускорение (KVM) не сработало',
+      EmulationFailed: 'Эмулятор остановил ВМ',
+      QemuExited: 'ВМ неожиданно остановилась',
+      VmMissingOnHost: 'ВМ отсутствует на своём хосте',
+      HostUnavailable: 'Хост ВМ не отвечает',
+      SoftwareEmulationFallback: 'Работает без аппаратного ускорения (медленнее)',
+      Unknown: 'Сбой ВМ',
     },
   },
   lab: {
@@ -913,6 +1008,19 @@ const ru: Messages<'one' | 'few' | 'many' | 'other'> = {
   osStates: { Specialized: 'Специализированный', Generalized: 'Обобщенный' },
   units: { gb: '{{n}} ГБ', gib: '{{n}} ГиБ', mib: '{{n}} МиБ' },
   ops: { done: '{{what}}: готово', failed: '{{what}}: ошибка: {{error}}' },
+  hosts: {
+    title: 'Хосты',
+    name: 'Хост',
+    state: 'Состояние',
+    acceleration: 'Ускорение',
+    why: 'Причина',
+    vms: 'ВМ',
+    counts: '{{total}} (работают: {{running}}, сбой: {{failed}})',
+    check: 'Проверить KVM снова',
+    checked: 'Проверено {{when}}',
+    accelerators: { kvm: 'KVM (полная скорость)', tcg: 'Программная эмуляция (медленнее)' },
+    states: { Ready: 'Готов', Unreachable: 'Недоступен' },
+  },
   errors: {
     generic: 'Что-то пошло не так: {{message}}',
     noSubscription: 'Этот сервер не показывает для вас ни одной подписки.',

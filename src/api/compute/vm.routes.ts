@@ -52,22 +52,45 @@ const POWER_CODES: Record<string, [string, string]> = {
   Failed: ['PowerState/unknown', 'VM failed'],
 };
 
-function instanceView(v: VirtualMachine) {
+/** Short names of the reasons a VM's status can carry (the message says the rest). */
+const REASONS: Record<string, string> = {
+  QemuStartFailed: 'QEMU could not start the VM',
+  DiskMissing: 'Disk missing',
+  GuestCrashed: 'Guest crashed',
+  AcceleratorFailed: 'Accelerator failed',
+  EmulationFailed: 'Emulation failed',
+  QemuExited: 'QEMU ended unexpectedly',
+  VmMissingOnHost: 'VM missing on its host',
+  HostUnavailable: 'Host unavailable',
+  SoftwareEmulationFallback: 'Running under software emulation',
+};
+
+/** Azure's instance view: provisioning and power statuses, plus an Error status saying why a VM failed (or a Warning about how it runs). */
+export function instanceView(v: VirtualMachine) {
   const [code, displayStatus] = POWER_CODES[v.state] ?? ['PowerState/unknown', v.state];
-  return {
-    computerName: v.computerName,
-    osName: v.osType,
-    hyperVGeneration: v.hyperVGeneration,
-    statuses: [
-      {
-        code: `ProvisioningState/${v.provisioningState.toLowerCase()}`,
-        level: v.provisioningState === 'Failed' ? 'Error' : 'Info',
-        displayStatus: `Provisioning ${v.provisioningState.toLowerCase()}`,
-        ...(v.statusMessage ? { message: v.statusMessage } : {}),
-      },
-      { code, level: 'Info', displayStatus },
-    ],
-  };
+  const provisioningFailed = v.provisioningState === 'Failed';
+  const statuses: Array<{ code: string; level: 'Info' | 'Warning' | 'Error'; displayStatus: string; message?: string }> = [
+    {
+      code: `ProvisioningState/${v.provisioningState.toLowerCase()}${provisioningFailed && v.statusCode ? `/${v.statusCode}` : ''}`,
+      level: provisioningFailed ? 'Error' : 'Info',
+      displayStatus: `Provisioning ${v.provisioningState.toLowerCase()}`,
+      ...(provisioningFailed && v.statusMessage ? { message: v.statusMessage } : {}),
+    },
+    { code, level: 'Info', displayStatus },
+  ];
+  if (!provisioningFailed && v.statusCode && v.statusMessage) {
+    const failed = v.state === 'Failed';
+    statuses.push({
+      code: `${failed ? 'VMFailure' : 'VMNotice'}/${v.statusCode}`,
+      level: failed ? 'Error' : 'Warning',
+      displayStatus: REASONS[v.statusCode] ?? (failed ? 'VM failed' : v.statusCode),
+      message: v.statusMessage,
+    });
+  } else if (!provisioningFailed && v.statusMessage && v.state !== 'Running') {
+    // A power operation that did not go through (the VM kept its state): its reason, for people.
+    statuses.push({ code: 'VMNotice/OperationFailed', level: 'Warning', displayStatus: 'Last operation failed', message: v.statusMessage });
+  }
+  return { computerName: v.computerName, osName: v.osType, hyperVGeneration: v.hyperVGeneration, statuses };
 }
 
 export function renderVm(v: VirtualMachine, connectHost = '127.0.0.1') {
@@ -106,6 +129,7 @@ export function renderVm(v: VirtualMachine, connectHost = '127.0.0.1') {
       instanceView: instanceView(v),
       // labforge: the power state with Azure Lab Services' names, and how to connect.
       state: v.state,
+      ...(v.statusCode ? { statusCode: v.statusCode } : {}),
       ...(v.statusMessage ? { statusMessage: v.statusMessage } : {}),
       generalized: v.generalized,
       owner: v.owner,

@@ -129,6 +129,7 @@ export function renderLabVm(v: LabVm, exportStatus?: unknown, connectHost = '127
       },
       ...(v.claimedBy ? { claimedByUserId: v.claimedBy } : {}),
       vmType: v.vmType,
+      ...(v.statusCode ? { statusCode: v.statusCode } : {}),
       ...(v.statusMessage ? { statusMessage: v.statusMessage } : {}),
       ...(exportStatus ? { exportStatus } : {}),
     },

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { Lab, LabVm } from '../../client/api-client.js';
 import { type Context, loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
-import { groupOf, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';
+import { groupOf, type OutputOptions, printFields, printJson, printTable, printTableWithNotes, reasonText, say, shortTime, withOutput } from '../output.js';
 import { followOperation } from './operation.js';
 
 interface Scope extends OutputOptions {
@@ -263,9 +263,13 @@ export function registerLab(program: Command): void {
       const ctx = loadContext();
       const vms = await ctx.client.listLabVms(await ctx.subscription(), opts.resourceGroup, labName);
       if (opts.output === 'json') return printJson(vms);
-      printTable(
+      printTableWithNotes(
         ['NAME', 'TYPE', 'STATE', 'STUDENT', 'CONNECT'],
-        vms.map((v) => [v.name, v.properties.vmType, v.properties.state, v.properties.claimedByUserId, connect(v)]),
+        vms.map((v) => ({
+          cells: [v.name, v.properties.vmType, v.properties.state, v.properties.claimedByUserId, connect(v)],
+          noteColumn: 2,
+          ...(v.properties.statusCode ? { note: `${v.name}: ${reasonText(v.properties)}` } : {}),
+        })),
         'No VMs: publish the lab to create student VMs.',
       );
     },

@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import type { VirtualMachine, VirtualMachineInput } from '../../client/api-client.js';
 import { type Context, loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
-import { groupOf, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';
+import { groupOf, type OutputOptions, printFields, printJson, printTableWithNotes, reasonText, say, shortTime, withOutput } from '../output.js';
 import { followOperation } from './operation.js';
 import { printVersion } from './version.js';
 
@@ -39,7 +39,7 @@ export function printVm(v: VirtualMachine): void {
     ['Location', v.location],
     ['State', `${p.state}${p.generalized ? ' (generalized: capture it, then delete it)' : ''}`],
     ['Provisioning', p.provisioningState],
-    ['Message', p.statusMessage],
+    [p.state === 'Failed' ? 'Why' : 'Note', reasonText(p)],
     ['Image', p.storageProfile.imageReference.id],
     ['Image version', p.storageProfile.imageReference.exactVersion],
     ['OS', `${p.storageProfile.osDisk?.osType ?? '-'} (${p.osState ?? '-'})`],
@@ -216,17 +216,21 @@ export function registerVm(program: Command): void {
     const ctx = loadContext();
     const vms = await ctx.client.listVms(await ctx.subscription(), opts.resourceGroup);
     if (opts.output === 'json') return printJson(vms);
-    printTable(
+    printTableWithNotes(
       ['NAME', 'GROUP', 'STATE', 'IMAGE', 'VERSION', 'SIZE', 'CONNECT'],
-      vms.map((v) => [
-        v.name,
-        groupOf(v.id),
-        v.properties.generalized ? `${v.properties.state} (generalized)` : v.properties.state,
-        v.properties.storageProfile.imageReference.id.replace(/.*\/galleries\/([^/]+)\/images\/([^/]+).*/, '$1/$2'),
-        v.properties.storageProfile.imageReference.exactVersion,
-        v.properties.hardwareProfile.vmSize,
-        v.properties.connectionProfile?.sshAuthority ?? v.properties.connectionProfile?.rdpAuthority,
-      ]),
+      vms.map((v) => ({
+        cells: [
+          v.name,
+          groupOf(v.id),
+          v.properties.generalized ? `${v.properties.state} (generalized)` : v.properties.state,
+          v.properties.storageProfile.imageReference.id.replace(/.*\/galleries\/([^/]+)\/images\/([^/]+).*/, '$1/$2'),
+          v.properties.storageProfile.imageReference.exactVersion,
+          v.properties.hardwareProfile.vmSize,
+          v.properties.connectionProfile?.sshAuthority ?? v.properties.connectionProfile?.rdpAuthority,
+        ],
+        noteColumn: 2,
+        ...(v.properties.statusCode ? { note: `${v.name}: ${reasonText(v.properties)}` } : {}),
+      })),
       'No VMs. Create one with `labforge vm create NAME -g GROUP --image builtin/labforge-test-guest --admin-user USER --password-file FILE`.',
     );
   });

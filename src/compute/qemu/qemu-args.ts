@@ -1,7 +1,8 @@
 // The QEMU command line of a VM: q35 machine, BIOS (Hyper-V generation V1) or
 // UEFI/OVMF (V2), virtio disks, NIC and random-number device, user-mode
 // networking with one forwarded port (on loopback unless configured), a serial log, a QMP socket
-// and a VNC display on a unix socket. QEMU daemonizes, so VMs outlive the server.
+// and a VNC display on a unix socket, a pvpanic device so a guest's crash is seen. QEMU daemonizes,
+// so VMs outlive the server.
 import type { VmSpec } from '../compute-driver.js';
 
 export interface VmPaths {
@@ -10,6 +11,9 @@ export interface VmPaths {
   qmpSocket: string;
   vncSocket: string;
   serialLog: string;
+  /** What QEMU itself writes (errors, a KVM internal error with its register dump); its stderr goes to stderrLog. */
+  qemuLog: string;
+  stderrLog: string;
   /** UEFI variable store (a private copy per VM), for V2 only. */
   uefiVars: string;
 }
@@ -47,6 +51,14 @@ export function qemuArgs(spec: VmSpec, paths: VmPaths, accel: 'kvm' | 'tcg', hos
     'chardev:serial0',
     '-device',
     'virtio-rng-pci',
+    // A guest kernel that panics tells QEMU (pvpanic), which holds the VM in guest-panicked so labforge can say so.
+    '-device',
+    'pvpanic',
+    '-action',
+    'panic=pause',
+    // QEMU's own errors (a KVM emulation failure among them) go to this file; it also keeps stderr open after -daemonize.
+    '-D',
+    paths.qemuLog,
     '-pidfile',
     paths.pidFile,
     '-daemonize',

@@ -24,6 +24,7 @@ import { ConsoleDialog } from '../Console.js';
 import { useDialogFocus } from '../dialog.js';
 import { named } from '../i18n.js';
 import { toast } from '../Toasts.js';
+import { VmReason } from '../VmReason.js';
 
 // The screen (noVNC) is loaded when first opened: it is most of the portal's code.
 const ScreenDialog = lazy(() => import('../Screen.js').then((m) => ({ default: m.ScreenDialog })));
@@ -80,6 +81,7 @@ export function LabPage() {
           <li key={v.id}>
             {v.name} — {t(`vm.states.${v.properties.state}`, { defaultValue: v.properties.state })}
             {v.properties.claimedByUserId ? ` — ${v.properties.claimedByUserId}` : ''}
+            <VmReason state={v.properties.state} code={v.properties.statusCode} message={v.properties.statusMessage} />
           </li>
         ))}
       </ul>
@@ -192,16 +194,17 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
   return (
     <div className="card">
       <p data-testid="template-state">{t(`vm.states.${state}`, { defaultValue: state })}</p>
+      <VmReason state={state} code={vm.properties.statusCode} message={vm.properties.statusMessage} />
       {exp?.status === 'InProgress' && (
         <p role="status">
           {t('exportDialog.running', { percent: exp.percentComplete })} <progress max={100} value={exp.percentComplete} />
         </p>
       )}
       <div className="actions">
-        <button type="button" disabled={act.isPending || state !== 'Stopped'} onClick={() => act.mutate('start')}>
+        <button type="button" disabled={act.isPending || (state !== 'Stopped' && state !== 'Failed')} onClick={() => act.mutate('start')}>
           {t('vm.start')}
         </button>
-        <button type="button" disabled={act.isPending || state !== 'Running'} onClick={() => act.mutate('stop')}>
+        <button type="button" disabled={act.isPending || (state !== 'Running' && state !== 'Failed')} onClick={() => act.mutate('stop')}>
           {t('vm.stop')}
         </button>
         <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>

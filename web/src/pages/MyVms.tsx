@@ -6,6 +6,7 @@ import { useTranslation } from 'react-i18next';
 import { ApiError, labUsers, type MyVm, myVms, runOperation, subscription, VERSIONS } from '../api.js';
 import { ConsoleDialog } from '../Console.js';
 import { toast } from '../Toasts.js';
+import { VmReason } from '../VmReason.js';
 
 // The screen (noVNC) is loaded when first opened: it is most of the portal's code.
 const ScreenDialog = lazy(() => import('../Screen.js').then((m) => ({ default: m.ScreenDialog })));
@@ -67,6 +68,14 @@ function VmCard({ vm }: { vm: MyVm }) {
       <dl>
         <dt>{t('vm.state')}</dt>
         <dd data-testid="vm-state">{t(`vm.states.${state}`, { defaultValue: state })}</dd>
+        {(vm.properties.statusCode || state === 'Failed') && (
+          <>
+            <dt>{state === 'Failed' ? t('vm.why') : t('vm.note')}</dt>
+            <dd>
+              <VmReason state={state} code={vm.properties.statusCode} message={vm.properties.statusMessage} />
+            </dd>
+          </>
+        )}
         <dt>{t('vm.connect')}</dt>
         <dd>
           {c?.sshAuthority ? (
@@ -87,15 +96,15 @@ function VmCard({ vm }: { vm: MyVm }) {
         )}
       </dl>
       <div className="actions">
-        <button type="button" disabled={act.isPending || state !== 'Stopped'} onClick={() => act.mutate('start')}>
+        <button type="button" disabled={act.isPending || (state !== 'Stopped' && state !== 'Failed')} onClick={() => act.mutate('start')}>
           {t('vm.start')}
         </button>
-        <button type="button" disabled={act.isPending || state !== 'Running'} onClick={() => act.mutate('stop')}>
+        <button type="button" disabled={act.isPending || (state !== 'Running' && state !== 'Failed')} onClick={() => act.mutate('stop')}>
           {t('vm.stop')}
         </button>
         <button
           type="button"
-          disabled={act.isPending || (state !== 'Stopped' && state !== 'Running')}
+          disabled={act.isPending || (state !== 'Stopped' && state !== 'Running' && state !== 'Failed')}
           onClick={() => {
             if (window.confirm(t('vm.resetConfirm'))) act.mutate('reimage');
           }}
