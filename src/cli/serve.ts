@@ -7,15 +7,7 @@ import { startServer } from '../server.js';
 /** One line for the banner: the accelerator VMs get on this host, and why. */
 function accelerationLine(a: Acceleration): string {
   if (a.accelerator === 'kvm') return `with KVM (${a.reason})`;
-  const what =
-    a.kvm === 'broken'
-      ? 'KVM is present but does not run guests'
-      : a.kvm === 'disabled'
-        ? 'as configured'
-        : a.kvm === 'unproven'
-          ? 'KVM could not be proven'
-          : 'no KVM here';
-  return `under software emulation, several times slower: ${what}. ${a.kvm === 'disabled' ? '' : a.reason}`.trim();
+  return `under software emulation, several times slower. ${a.reason}${a.kvm === 'broken' ? ' After fixing KVM: labforge doctor --recheck.' : ''}`;
 }
 
 export function registerServe(program: Command): void {
