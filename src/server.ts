@@ -78,7 +78,7 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
         `compute.accel is kvm, but KVM does not run guests on this host: ${acceleration.reason} Fix KVM (then run labforge doctor --recheck), or set compute.accel to auto (KVM where it works, software emulation otherwise).`,
       );
     }
-    const builtinImages = await registerBuiltinImages(services);
+    const builtinImages = await registerBuiltinImages({ ...services, images: config.compute.builtinImages });
     const tls = config.tls.enabled ? ensureTls(config.dataDir, config.tls, config.listen.host) : undefined;
     const app = await buildApp(services, { https: tls, logger: opts.logger ? { level: 'info' } : false });
     await app.listen({ host: config.listen.host, port: config.listen.port });

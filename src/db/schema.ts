@@ -1,5 +1,7 @@
 // Table types for Kysely. JSON columns hold text (SQLite has no JSON type);
 // timestamps are ISO-8601 strings in UTC so both dialects sort them alike.
+import type { Kysely, Transaction } from 'kysely';
+
 /** Columns every ARM-shaped resource row carries. */
 export interface ResourceColumns {
   id: string;
@@ -278,3 +280,6 @@ export interface Database {
   sign_in_failures: SignInFailureTable;
   console_tickets: ConsoleTicketTable;
 }
+
+/** The database or a transaction on it: what queries run against. */
+export type Db = Kysely<Database> | Transaction<Database>;

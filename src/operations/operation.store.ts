@@ -3,11 +3,11 @@
 // claim time, so a worker whose lease expired cannot overwrite the progress
 // of the worker that took over.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { Dialect } from '../db/database.js';
-import type { Database, OperationTable } from '../db/schema.js';
+import type { Database, Db, OperationTable } from '../db/schema.js';
 import type { ErrorDetail } from '../errors.js';
-import { nowIso } from '../services/common.js';
+import { nowIso } from '../lib/time.js';
 
 export type OperationState = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
 
@@ -53,8 +53,6 @@ export interface Lease {
   op: Operation;
   token: number;
 }
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 const toOperation = (r: OperationTable): Operation => ({
   id: r.id,

@@ -8,7 +8,8 @@ import { promisify } from 'node:util';
 import type { Kysely } from 'kysely';
 import type { AccountTable, Database } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound, unauthorized } from '../errors.js';
-import { nowIso, type Principal, ROLES, type Role } from './common.js';
+import { nowIso } from '../lib/time.js';
+import { type Principal, ROLES, type Role } from './common.js';
 import type { LabService } from './lab.service.js';
 import type { TokenService } from './token.service.js';
 

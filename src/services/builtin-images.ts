@@ -5,8 +5,10 @@
 import { stat } from 'node:fs/promises';
 import type { BuiltinImage } from '../config/config.js';
 import { LabforgeError } from '../errors.js';
-import { SYSTEM } from './common.js';
-import type { Services } from './index.js';
+import { type RegionCatalog, SYSTEM } from './common.js';
+import type { GalleryService } from './gallery.service.js';
+import type { ImageVersionService } from './image-version.service.js';
+import type { ResourceGroupService } from './resource-group.service.js';
 
 export const BUILTIN_GROUP = 'labforge-builtin';
 export const BUILTIN_GALLERY = 'builtin';
@@ -20,8 +22,17 @@ export interface BuiltinResult {
   file: string;
 }
 
-export async function registerBuiltinImages(s: Services): Promise<BuiltinResult[]> {
-  const images = s.config.compute.builtinImages;
+/** What publishing the built-in images needs. */
+export interface BuiltinImageDeps {
+  images: BuiltinImage[];
+  regions: RegionCatalog;
+  groups: ResourceGroupService;
+  galleries: GalleryService;
+  versions: ImageVersionService;
+}
+
+export async function registerBuiltinImages(s: BuiltinImageDeps): Promise<BuiltinResult[]> {
+  const images = s.images;
   if (images.length === 0) return [];
   const sub = (await s.groups.listSubscriptions())[0]?.id;
   if (!sub) return [];
@@ -62,7 +73,7 @@ export async function registerBuiltinImages(s: Services): Promise<BuiltinResult[
   return out;
 }
 
-async function ensureDefinition(s: Services, sub: string, home: string, b: BuiltinImage): Promise<void> {
+async function ensureDefinition(s: BuiltinImageDeps, sub: string, home: string, b: BuiltinImage): Promise<void> {
   try {
     await s.groups.get(sub, BUILTIN_GROUP);
   } catch (err) {

@@ -1,88 +1,23 @@
 // Shared pieces of the service layer: principals, resource metadata,
 // optimistic concurrency, names and regions.
-import { randomUUID } from 'node:crypto';
-import { PostgresAdapter } from 'kysely';
 import type { Config, RegionConfig } from '../config/config.js';
-import type { ResourceColumns } from '../db/schema.js';
 import { invalidParameter, preconditionFailed } from '../errors.js';
 
-export type Role = 'admin' | 'creator' | 'user';
-export const ROLES: readonly Role[] = ['admin', 'creator', 'user'];
-
-/** Who is calling: the token's subject and role. */
-export interface Principal {
-  tokenId: string;
-  subject: string;
-  role: Role;
-}
-
-/** The built-in principal used for work the server does by itself. */
-export const SYSTEM: Principal = { tokenId: 'system', subject: 'labforge', role: 'admin' };
-
-/** Metadata every resource carries, in plain names. */
-export interface ResourceMeta {
-  key: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
-  location: string;
-  tags: Record<string, string>;
-  etag: string;
-  provisioningState: string;
-  createdAt: string;
-  createdBy: string;
-  createdByType: string;
-  modifiedAt: string;
-  modifiedBy: string;
-  modifiedByType: string;
-}
-
-/** Reads the columns every resource row shares. */
-export function resourceMeta(r: ResourceColumns): ResourceMeta {
-  return {
-    key: r.id,
-    subscriptionId: r.subscription_id,
-    resourceGroup: r.resource_group,
-    name: r.name,
-    location: r.location,
-    tags: JSON.parse(r.tags),
-    etag: r.etag,
-    provisioningState: r.provisioning_state,
-    createdAt: r.created_at,
-    createdBy: r.created_by,
-    createdByType: r.created_by_type,
-    modifiedAt: r.modified_at,
-    modifiedBy: r.modified_by,
-    modifiedByType: r.modified_by_type,
-  };
-}
+export { type Principal, ROLES, type Role, SYSTEM } from '../lib/principal.js';
+export {
+  creationStamp,
+  forUpdate,
+  keyOf,
+  modificationStamp,
+  newEtag,
+  parseJson,
+  type ResourceMeta,
+  resourceMeta,
+} from '../repositories/common.js';
 
 export interface Preconditions {
   ifMatch?: string;
   ifNoneMatch?: string;
-}
-
-export const nowIso = () => new Date().toISOString();
-export const newEtag = () => `"${randomUUID()}"`;
-export const keyOf = (name: string) => name.toLowerCase();
-const principalType = (p: Principal) => (p.tokenId === 'system' ? 'Application' : 'User');
-
-export function creationStamp(p: Principal) {
-  const at = nowIso();
-  const type = principalType(p);
-  return {
-    etag: newEtag(),
-    created_at: at,
-    created_by: p.subject,
-    created_by_type: type,
-    modified_at: at,
-    modified_by: p.subject,
-    modified_by_type: type,
-  };
-}
-
-export function modificationStamp(p: Principal) {
-  return { etag: newEtag(), modified_at: nowIso(), modified_by: p.subject, modified_by_type: principalType(p) };
 }
 
 /** Checks If-Match / If-None-Match against the current ETag (undefined when the resource does not exist). */
@@ -170,17 +105,6 @@ export class RegionCatalog {
   list(): string {
     return this.regions.map((r) => r.name).join(', ');
   }
-}
-
-export const parseJson = <T>(text: string | null | undefined, fallback: T): T => (text ? (JSON.parse(text) as T) : fallback);
-
-/**
- * Locks the selected row until the transaction ends (PostgreSQL), so a
- * concurrent writer waits and then sees the new ETag. SQLite runs one write
- * transaction at a time, so it needs no lock.
- */
-export function forUpdate<Q extends { forUpdate(): Q }>(db: { getExecutor(): { adapter: unknown } }, q: Q): Q {
-  return db.getExecutor().adapter instanceof PostgresAdapter ? q.forUpdate() : q;
 }
 
 /** Runs `fn` every `ms` (never two at once) until stopped; the timer does not keep the process alive. */

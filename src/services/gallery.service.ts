@@ -2,8 +2,8 @@
 // Gallery applies to them (names, unique identifiers, immutable fields,
 // refusing to delete what still has content).
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
-import type { Database, GalleryImageTable, GalleryTable } from '../db/schema.js';
+import type { Kysely } from 'kysely';
+import type { Database, Db, GalleryImageTable, GalleryTable } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import {
   checkName,
@@ -77,8 +77,6 @@ export interface GalleryImageInput {
   purchasePlan?: { name?: string; publisher?: string; product?: string } | null;
 }
 
-type Db = Kysely<Database> | Transaction<Database>;
-
 // Object.assign, not spread: a spread copy of this many fields made listing six times slower (see docs/PERFORMANCE.md).
 const toGallery = (r: GalleryTable): Gallery => Object.assign(resourceMeta(r), { description: r.description, uniqueName: r.unique_name });
 
@@ -139,9 +137,6 @@ const immutable = (field: string, from: string, to: string) =>
     `Changing property '${field}' is not allowed (it is '${from}', the request asks for '${to}'). An image definition's ${field} is fixed at creation: create a new image definition instead.`,
     field === 'location' ? field : `properties.${field}`,
   );
-
-export const galleryArmId = (g: { subscriptionId: string; resourceGroup: string; name: string }) =>
-  `/subscriptions/${g.subscriptionId}/resourceGroups/${g.resourceGroup}/providers/Microsoft.Compute/galleries/${g.name}`;
 
 export class GalleryService {
   constructor(

@@ -5,12 +5,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { CaptureStats } from '../compute/capture.js';
-import type { Database, GalleryImageTable, GalleryImageVersionTable } from '../db/schema.js';
+import type { Database, Db, GalleryImageTable, GalleryImageVersionTable } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import { type ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, MANIFEST_FORMAT, type Manifest } from '../imagestore/chunk-store.js';
 import { EXPORT_FORMATS, type ExportStream, exportDisk } from '../imagestore/export.js';
 import { importDisk } from '../imagestore/import.js';
 import { replicateVersion } from '../imagestore/replicate.js';
+import { versionArmId } from '../lib/arm-id.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
 import {
@@ -26,7 +27,7 @@ import {
   type ResourceMeta,
   resourceMeta,
 } from './common.js';
-import { type GalleryService, galleryArmId } from './gallery.service.js';
+import type { GalleryService } from './gallery.service.js';
 import { UploadService } from './upload.service.js';
 import type { CaptureSource } from './vm.service.js';
 
@@ -101,16 +102,11 @@ export interface ImageVersionInput {
   };
 }
 
-type Db = Kysely<Database> | Transaction<Database>;
-
 export const VERSION_CREATE = 'gallery.version.create';
 export const VERSION_REPLICATE = 'gallery.version.replicate';
 const MAX_INT32 = 2147483647;
 const STORAGE_TYPES: readonly StorageAccountType[] = ['Standard_LRS', 'Standard_ZRS', 'Premium_LRS'];
 const EMPTY_DISK = /^labforge:empty-disk\?sizeGB=([0-9]{1,5})$/;
-
-export const versionArmId = (v: { subscriptionId: string; resourceGroup: string; galleryName: string; imageName: string; name: string }) =>
-  `${galleryArmId({ subscriptionId: v.subscriptionId, resourceGroup: v.resourceGroup, name: v.galleryName })}/images/${v.imageName}/versions/${v.name}`;
 
 const toVersion = (r: GalleryImageVersionTable, galleryName: string, imageName: string): ImageVersion =>
   Object.assign(resourceMeta(r), {

@@ -3,9 +3,11 @@
 // computed from the built-in gallery and the attached gallery each time it is
 // read; only the admin's enable/disable choice is stored.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
-import type { Database, GalleryImageTable, GalleryImageVersionTable, GalleryTable, LabPlanTable } from '../db/schema.js';
+import type { Kysely } from 'kysely';
+import type { Database, Db, GalleryImageTable, GalleryImageVersionTable, GalleryTable, LabPlanTable } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
+import { galleryArmId } from '../lib/arm-id.js';
+import { nowIso } from '../lib/time.js';
 import { BUILTIN_GALLERY, BUILTIN_GROUP } from './builtin-images.js';
 import {
   checkPreconditions,
@@ -14,18 +16,14 @@ import {
   forUpdate,
   keyOf,
   modificationStamp,
-  nowIso,
   type Preconditions,
   type Principal,
   type RegionCatalog,
   type ResourceMeta,
   resourceMeta,
 } from './common.js';
-import { galleryArmId } from './gallery.service.js';
 import type { ImageVersionService, RegionReplication, VersionStorage } from './image-version.service.js';
 import type { ResourceGroupService } from './resource-group.service.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 /** Largest OS disk Azure Lab Services offers to creators. */
 export const MAX_LAB_IMAGE_GB = 128;
@@ -89,9 +87,6 @@ const ENABLE = ['Enabled', 'Disabled'];
 const CONNECTION = ['Public', 'Private', 'None'];
 const IDLE = ['None', 'UserAbsence', 'LowUsage'];
 const GALLERY_ARM_ID = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)$/i;
-
-export const labPlanArmId = (p: { subscriptionId: string; resourceGroup: string; name: string }) =>
-  `/subscriptions/${p.subscriptionId}/resourceGroups/${p.resourceGroup}/providers/Microsoft.LabServices/labPlans/${p.name}`;
 
 const toPlan = (r: LabPlanTable): LabPlan =>
   Object.assign(resourceMeta(r), {

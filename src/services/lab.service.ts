@@ -4,11 +4,13 @@
 // of the VM service (named `labs/<lab>/<vm>`), so power, capture, reimage and
 // reconciliation are the VM runtime's.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
+import type { Kysely } from 'kysely';
 import { hashPassword } from '../compute/qemu/seed.js';
-import type { Database, LabPlanTable, LabTable, LabUserTable, VirtualMachineTable } from '../db/schema.js';
+import type { Database, Db, LabPlanTable, LabTable, LabUserTable, VirtualMachineTable } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import { type ChunkStore, MANIFEST_FORMAT } from '../imagestore/chunk-store.js';
+import { galleryArmId, labArmId, labPlanArmId, versionArmId } from '../lib/arm-id.js';
+import { nowIso } from '../lib/time.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { OperationContext, OperationHandler } from '../operations/worker.js';
 import {
@@ -18,7 +20,6 @@ import {
   forUpdate,
   keyOf,
   modificationStamp,
-  nowIso,
   type Preconditions,
   type Principal,
   type RegionCatalog,
@@ -26,8 +27,7 @@ import {
   resourceMeta,
 } from './common.js';
 import type { GalleryService } from './gallery.service.js';
-import { galleryArmId } from './gallery.service.js';
-import { type ImageVersionService, parseVersionName, versionArmId } from './image-version.service.js';
+import { type ImageVersionService, parseVersionName } from './image-version.service.js';
 import {
   type AutoShutdownProfile,
   type ConnectionProfile,
@@ -35,12 +35,9 @@ import {
   checkConnectionProfile,
   type LabPlanImage,
   LabPlanService,
-  labPlanArmId,
 } from './lab-plan.service.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 import { armIdOf, type VirtualMachine, type VmService, vmToDomain } from './vm.service.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 export const LAB_CREATE = 'labs.lab.create';
 export const LAB_PUBLISH = 'labs.lab.publish';
@@ -126,9 +123,6 @@ export interface LabUser {
 const isStaff = (p: Principal) => p.role === 'admin' || p.role === 'creator';
 const LAB_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 const MAX_SEATS = 400;
-
-export const labArmId = (l: { subscriptionId: string; resourceGroup: string; name: string }) =>
-  `/subscriptions/${l.subscriptionId}/resourceGroups/${l.resourceGroup}/providers/Microsoft.LabServices/labs/${l.name}`;
 
 /** ISO 8601 duration (or hh:mm) to seconds. */
 export function durationSeconds(v: string, field: string): number {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, ResourceGroupTable, SubscriptionTable } from '../db/schema.js';
 import { conflict, notFound } from '../errors.js';
+import { nowIso } from '../lib/time.js';
 import {
   checkName,
   checkPreconditions,
@@ -11,7 +12,6 @@ import {
   forUpdate,
   keyOf,
   modificationStamp,
-  nowIso,
   type Preconditions,
   type Principal,
   type RegionCatalog,

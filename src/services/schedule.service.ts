@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, LabScheduleTable } from '../db/schema.js';
 import { forbidden, invalidParameter, notFound } from '../errors.js';
-import { keyOf, nowIso, type Principal, SYSTEM, Ticker } from './common.js';
+import { nowIso } from '../lib/time.js';
+import { keyOf, type Principal, SYSTEM, Ticker } from './common.js';
 import type { LabService } from './lab.service.js';
 import type { VmService } from './vm.service.js';
 

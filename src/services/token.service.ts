@@ -5,7 +5,8 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, TokenTable } from '../db/schema.js';
 import { invalidParameter, notFound } from '../errors.js';
-import { nowIso, type Principal, ROLES, type Role } from './common.js';
+import { nowIso } from '../lib/time.js';
+import { type Principal, ROLES, type Role } from './common.js';
 
 export interface TokenInfo {
   id: string;

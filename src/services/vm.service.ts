@@ -14,9 +14,11 @@ import { type CaptureStats, captureOverlay } from '../compute/capture.js';
 import type { ComputeDriver, VmState, VmStatus } from '../compute/compute-driver.js';
 import { buildSeed, hashPassword } from '../compute/qemu/seed.js';
 import type { ComputeConfig } from '../config/config.js';
-import type { Database, VirtualMachineTable } from '../db/schema.js';
+import type { Database, Db, VirtualMachineTable } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
+import { versionArmId, vmArmId } from '../lib/arm-id.js';
+import { nowIso } from '../lib/time.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
 import {
@@ -26,7 +28,6 @@ import {
   forUpdate,
   keyOf,
   modificationStamp,
-  nowIso,
   type Preconditions,
   type Principal,
   type RegionCatalog,
@@ -34,10 +35,8 @@ import {
   resourceMeta,
 } from './common.js';
 import type { GalleryService } from './gallery.service.js';
-import { type ImageVersion, type ImageVersionService, versionArmId } from './image-version.service.js';
+import type { ImageVersion, ImageVersionService } from './image-version.service.js';
 import type { ResourceGroupService } from './resource-group.service.js';
-
-type Db = Kysely<Database> | Transaction<Database>;
 
 /** Console tickets are kept hashed, like tokens. */
 const ticketHash = (ticket: string) => createHash('sha256').update(ticket).digest('hex');
@@ -108,9 +107,6 @@ export interface CaptureSource {
   osType: string;
   hyperVGeneration: string;
 }
-
-export const vmArmId = (v: { subscriptionId: string; resourceGroup: string; name: string }) =>
-  `/subscriptions/${v.subscriptionId}/resourceGroups/${v.resourceGroup}/providers/Microsoft.Compute/virtualMachines/${v.name}`;
 
 /** The ARM id of a VM row: a Compute VM, or a lab's VM (rows named `labs/<lab>/<vm>`). */
 export function armIdOf(r: Pick<VirtualMachineTable, 'subscription_id' | 'resource_group' | 'name' | 'lab_id'>): string {

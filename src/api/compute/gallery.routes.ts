@@ -2,8 +2,9 @@
 // validate, call one service method and render Azure's JSON shapes.
 import type { FastifyPluginAsync } from 'fastify';
 import Type from 'typebox';
+import { versionArmId } from '../../lib/arm-id.js';
 import type { Gallery, GalleryImage } from '../../services/gallery.service.js';
-import { type ImageVersion, versionArmId } from '../../services/image-version.service.js';
+import type { ImageVersion } from '../../services/image-version.service.js';
 import type { Services } from '../../services/index.js';
 import type { App } from '../app.js';
 import { lroHeaders, page, pageQuery, preconditions, systemData } from '../arm/arm.js';

@@ -2,10 +2,11 @@
 // images, labs, lab VMs and lab users. Thin handlers over the lab services.
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
+import { labArmId, labPlanArmId } from '../../lib/arm-id.js';
 import type { Principal } from '../../services/common.js';
 import type { Services } from '../../services/index.js';
-import { type Lab, type LabUser, type LabVm, labArmId, secondsToDuration } from '../../services/lab.service.js';
-import { type LabPlan, type LabPlanImage, LabPlanService, labPlanArmId } from '../../services/lab-plan.service.js';
+import { type Lab, type LabUser, type LabVm, secondsToDuration } from '../../services/lab.service.js';
+import { type LabPlan, type LabPlanImage, LabPlanService } from '../../services/lab-plan.service.js';
 import type { LabSchedule } from '../../services/schedule.service.js';
 import type { App } from '../app.js';
 import { lroHeaders, page, pageQuery, preconditions, systemData } from '../arm/arm.js';
