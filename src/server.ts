@@ -45,10 +45,7 @@ export function createWorker(services: Services, env: NodeJS.ProcessEnv = proces
     ...services.config.operations,
     stepDelayMs: parseFaults(env.LABFORGE_FAULT_INJECTION).stepDelayMs,
   });
-  for (const h of services.versions.handlers()) worker.register(h);
-  for (const h of services.imageStoreMaintenance.handlers()) worker.register(h);
-  for (const h of services.vms.handlers()) worker.register(h);
-  for (const h of services.labs.handlers()) worker.register(h);
+  for (const h of services.jobs) worker.register(h);
   return worker;
 }
 

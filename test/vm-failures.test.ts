@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuDriver } from '../src/compute/qemu/qemu.driver.js';
 import { type BrokenKvm, brokenKvm } from './helpers/broken-kvm.js';
 import { ensureBuilt, runCli } from './helpers/cli.js';
-import { COMPUTE, LABFORGE, startTestServer, type TestServer, waitForOperation } from './helpers/server.js';
+import { COMPUTE, LABFORGE, startTestServer, waitForOperation } from './helpers/server.js';
 
 const run = promisify(execFile);
 const REPO = resolve(import.meta.dirname, '..');

@@ -159,13 +159,13 @@ describe.each(DIALECTS)('VM rules (%s)', (dialect) => {
     const rows = await t.server.services.store.db.selectFrom('console_tickets').selectAll().execute();
     expect(rows.map((r) => r.ticket_hash)).toContain(createHash('sha256').update(ticket).digest('hex'));
     expect(JSON.stringify(rows)).not.toContain(ticket);
-    const vms = t.server.services.vms;
-    expect((await vms.redeemTicket(ticket, 'serial')).state).toBe('Running');
-    await expect(vms.redeemTicket(ticket, 'serial')).rejects.toMatchObject({ status: 401, code: 'InvalidConsoleTicket' });
+    const tickets = t.server.services.consoleTickets;
+    expect((await tickets.redeem(ticket, 'serial')).state).toBe('Running');
+    await expect(tickets.redeem(ticket, 'serial')).rejects.toMatchObject({ status: 401, code: 'InvalidConsoleTicket' });
     // Two redeemers racing for the other channel: one gets it.
-    const race = await Promise.allSettled([vms.redeemTicket(ticket, 'vnc'), vms.redeemTicket(ticket, 'vnc')]);
+    const race = await Promise.allSettled([tickets.redeem(ticket, 'vnc'), tickets.redeem(ticket, 'vnc')]);
     expect(race.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
-    await expect(vms.redeemTicket('not-a-ticket', 'vnc')).rejects.toMatchObject({ code: 'InvalidConsoleTicket' });
+    await expect(tickets.redeem('not-a-ticket', 'vnc')).rejects.toMatchObject({ code: 'InvalidConsoleTicket' });
   });
 
   it('deletes a VM with its disk, and the base when no VM uses it any more', async () => {

@@ -85,7 +85,7 @@ export function accountRoutes(s: Services): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        if (!(await s.labs.registerStudent(req.principal.subject.toLowerCase(), req.body.registrationCode))) {
+        if (!(await s.labUsers.registerStudent(req.principal.subject.toLowerCase(), req.body.registrationCode))) {
           return reply.status(404).send({
             error: {
               code: 'RegistrationFailed',

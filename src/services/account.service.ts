@@ -10,7 +10,7 @@ import type { AccountTable, Database } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound, unauthorized } from '../errors.js';
 import { nowIso } from '../lib/time.js';
 import { type Principal, ROLES, type Role } from './common.js';
-import type { LabService } from './lab.service.js';
+import type { LabUserService } from './lab-user.service.js';
 import type { TokenService } from './token.service.js';
 
 const scrypt = promisify(scryptCb) as (password: string, salt: Buffer, keylen: number, opts: object) => Promise<Buffer>;
@@ -123,11 +123,11 @@ class Limiter {
 export class AccountService {
   private readonly byEmail: Limiter;
   private readonly byAddress: Limiter;
-  labs: LabService | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly tokens: TokenService,
+    private readonly labUsers: LabUserService,
   ) {
     this.byEmail = new Limiter(db, 5, 15 * 60_000);
     this.byAddress = new Limiter(db, 30, 15 * 60_000);
@@ -286,11 +286,10 @@ export class AccountService {
       return this.session((await this.row(email)) as AccountTable);
     }
     if (!input.registrationCode) throw invalidParameter("Give the invitation you were sent, or your lab's registration code.", 'registrationCode');
-    if (!this.labs) throw new LabforgeError(501, 'NotImplemented', 'This server has no labs to register with.');
     if (existing?.password_hash) {
       throw conflict('This email already has an account with a password: sign in, then use the registration code from your account.', 'email', 'AccountExists');
     }
-    const ok = await this.labs.registerStudent(email, input.registrationCode);
+    const ok = await this.labUsers.registerStudent(email, input.registrationCode);
     if (!ok) {
       await this.byAddress.fail(`a:${address}`);
       throw unauthorized('The registration code is wrong, or this lab is not open and your email is not on its list. Check the code with your teacher.');

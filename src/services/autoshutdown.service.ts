@@ -8,6 +8,7 @@
 //   idleDelay; UserAbsence, nobody connected for idleDelay (keyboard and mouse
 //   input inside the guest is not visible from the host).
 import type { Kysely } from 'kysely';
+import type { ComputeDriver } from '../compute/compute-driver.js';
 import type { Database } from '../db/schema.js';
 import { SYSTEM, Ticker } from './common.js';
 import { durationSeconds } from './lab.service.js';
@@ -34,6 +35,7 @@ export class AutoShutdownService {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly vms: VmService,
+    private readonly driver: ComputeDriver,
   ) {}
 
   private readonly ticker = new Ticker('auto-shutdown', () => this.tick());
@@ -67,7 +69,7 @@ export class AutoShutdownService {
     const seen = new Set<string>();
     for (const r of rows) {
       if (r.state !== 'Running') continue;
-      const activity = await this.vms.driver.activity(r.id);
+      const activity = await this.driver.activity(r.id);
       if (!activity) continue;
       seen.add(r.id);
       let w = this.watches.get(r.id);

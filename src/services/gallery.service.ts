@@ -279,6 +279,15 @@ export class GalleryService {
     return { gallery: g, image };
   }
 
+  /** An image definition's row by key (lab exports look up the image a lab came from). */
+  async imageByKey(key: string): Promise<GalleryImageTable | undefined> {
+    return this.db.selectFrom('gallery_images').selectAll().where('id', '=', key).executeTakeFirst();
+  }
+
+  async galleryByKey(key: string): Promise<GalleryTable | undefined> {
+    return this.db.selectFrom('galleries').selectAll().where('id', '=', key).executeTakeFirst();
+  }
+
   async getImage(sub: string, rg: string, gallery: string, name: string): Promise<GalleryImage> {
     const { gallery: g, image } = await this.requireImageRow(this.db, sub, rg, gallery, name);
     return toImage(image, g.name);

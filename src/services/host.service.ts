@@ -1,11 +1,10 @@
 // The hypervisor hosts VMs run on, with what each offers: today the one host
 // of the embedded default (named "local", run by the configured compute
 // driver), its acceleration verdict and the VMs on it.
-import type { Kysely } from 'kysely';
 import type { Acceleration, ComputeDriver } from '../compute/compute-driver.js';
-import type { Database } from '../db/schema.js';
 import { forbidden, notFound } from '../errors.js';
-import type { Principal } from './common.js';
+import type { Principal } from '../lib/principal.js';
+import type { VmRepository } from '../repositories/vm.repository.js';
 
 export const LOCAL_HOST = 'local';
 
@@ -22,7 +21,7 @@ export interface Host {
 
 export class HostService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly vms: VmRepository,
     private readonly driver: ComputeDriver,
   ) {}
 
@@ -41,11 +40,11 @@ export class HostService {
     if (name.toLowerCase() !== LOCAL_HOST) {
       throw notFound('ResourceNotFound', `There is no host '${name}'. This server runs VMs on one host, '${LOCAL_HOST}'.`);
     }
-    const rows = await this.db.selectFrom('virtual_machines').select(['state']).where('provisioning_state', '=', 'Succeeded').execute();
+    const byState = await this.vms.countByState();
     const vms = {
-      total: rows.length,
-      running: rows.filter((r) => r.state === 'Running').length,
-      failed: rows.filter((r) => r.state === 'Failed').length,
+      total: [...byState.values()].reduce((a, b) => a + b, 0),
+      running: byState.get('Running') ?? 0,
+      failed: byState.get('Failed') ?? 0,
     };
     try {
       const acceleration = await this.driver.acceleration(opts);

@@ -14,6 +14,8 @@ import { replicateVersion } from '../imagestore/replicate.js';
 import { versionArmId } from '../lib/arm-id.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
+import type { VmRepository } from '../repositories/vm.repository.js';
+import type { CaptureService } from './capture.service.js';
 import {
   checkPreconditions,
   checkTags,
@@ -29,7 +31,6 @@ import {
 } from './common.js';
 import type { GalleryService } from './gallery.service.js';
 import { UploadService } from './upload.service.js';
-import type { CaptureSource } from './vm.service.js';
 
 export type ReplicationState = 'Unknown' | 'Replicating' | 'Completed' | 'Failed';
 export type StorageAccountType = 'Standard_LRS' | 'Standard_ZRS' | 'Premium_LRS';
@@ -145,15 +146,7 @@ function pickStorageType(v: string | undefined, field: string, fallback: Storage
 const regionsEqual = (a: TargetRegion[], b: TargetRegion[]) =>
   JSON.stringify([...a].sort((x, y) => x.name.localeCompare(y.name))) === JSON.stringify([...b].sort((x, y) => x.name.localeCompare(y.name)));
 
-/** Reads VM disks for captures (the VM service, wired after construction). */
-export interface VmCapturer {
-  captureSource(p: Principal, armId: string, field: string): Promise<CaptureSource>;
-  captureDisk(vmKey: string, store: ChunkStore, name: string): Promise<{ disk: DiskManifest; stats: CaptureStats }>;
-}
-
 export class ImageVersionService {
-  capturer: VmCapturer | undefined;
-
   constructor(
     private readonly db: Kysely<Database>,
     private readonly galleries: GalleryService,
@@ -162,6 +155,8 @@ export class ImageVersionService {
     private readonly imageStores: Map<string, ChunkStore>,
     private readonly uploads: UploadService,
     private readonly importSettings: { maxDiskBytes: number; tmpDir: string },
+    private readonly capture: CaptureService,
+    private readonly vmRecords: VmRepository,
   ) {}
 
   private async versionRow(db: Db, imageId: string, name: string, lock = false) {
@@ -231,10 +226,9 @@ export class ImageVersionService {
     const out = new Map<string, string[]>();
     if (!keys.length) return out;
     const add = (k: string, what: string) => out.set(k, [...(out.get(k) ?? []), what]);
-    const vms = await this.db.selectFrom('virtual_machines').select(['version_id', 'name', 'resource_group']).where('version_id', 'in', keys).execute();
-    for (const v of vms) {
+    for (const v of await this.vmRecords.usersOfVersions(keys)) {
       const lab = /^labs\/([^/]+)\/(.+)$/.exec(v.name);
-      add(v.version_id, lab ? `lab ${lab[1]}, VM ${lab[2]}` : `VM ${v.resource_group}/${v.name}`);
+      add(v.versionKey, lab ? `lab ${lab[1]}, VM ${lab[2]}` : `VM ${v.resourceGroup}/${v.name}`);
     }
     const labs = await this.db.selectFrom('labs').select(['version_id', 'name']).where('version_id', 'in', keys).execute();
     for (const l of labs) if (!(out.get(l.version_id) ?? []).some((x) => x.startsWith(`lab ${l.name},`))) add(l.version_id, `lab ${l.name}`);
@@ -388,8 +382,7 @@ export class ImageVersionService {
   private async checkCapture(p: Principal, vmId: string, image: GalleryImageTable, disksToo: boolean): Promise<VersionStorage> {
     const field = 'properties.storageProfile.source.virtualMachineId';
     if (disksToo) throw invalidParameter('Give either storageProfile.source.virtualMachineId or osDiskImage/dataDiskImages sources, not both.', field);
-    if (!this.capturer) throw new LabforgeError(501, 'NotImplemented', 'This server has no compute service to capture VMs from.');
-    const vm = await this.capturer.captureSource(p, vmId, field);
+    const vm = await this.capture.source(p, vmId, field);
     if (vm.osType !== image.os_type || vm.hyperVGeneration !== image.hyper_v_generation) {
       throw invalidParameter(
         `The VM runs a ${vm.osType} ${vm.hyperVGeneration} image but image definition '${image.name}' is ${image.os_type} ${image.hyper_v_generation}. Capture it into an image definition with the same OS type and Hyper-V generation.`,
@@ -556,9 +549,9 @@ export class ImageVersionService {
       const row = await this.versionRow(tx, img.id, name, true);
       checkPreconditions(`Image version '${name}'`, row?.etag, pre);
       if (!row) return undefined;
-      const users = await tx.selectFrom('virtual_machines').select(['name', 'resource_group']).where('version_id', '=', row.id).limit(6).execute();
+      const users = await this.vmRecords.usersOfVersions([row.id], 6, tx);
       if (users.length) {
-        const names = users.slice(0, 5).map((u) => `${u.resource_group}/${u.name}`);
+        const names = users.slice(0, 5).map((u) => `${u.resourceGroup}/${u.name}`);
         throw conflict(
           `Image version '${row.name}' is still used by virtual machine(s) ${names.join(', ')}${users.length > 5 ? ' and more' : ''}: their disks are built on it. Delete those VMs first (capture them if their changes matter), then delete the version.`,
           undefined,
@@ -711,10 +704,9 @@ export class ImageVersionService {
     ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0],
   ): Promise<Manifest> {
     const src = storage.osDisk.source as Extract<DiskSource, { kind: 'vm' }>;
-    if (!this.capturer) throw new LabforgeError(501, 'NotImplemented', 'This server has no compute service to capture VMs from.');
     const vmStore = this.regionStore(src.region);
     await ctx.progress(5, 'Capturing the VM disk (only the blocks it changed)');
-    const { disk, stats } = await this.capturer.captureDisk(src.vmKey, vmStore, 'os');
+    const { disk, stats } = await this.capture.disk(src.vmKey, vmStore, 'os');
     const manifest: Manifest = { format: MANIFEST_FORMAT, disks: [disk] };
     storage.osDisk.sizeGB = Math.ceil(disk.virtualSize / 2 ** 30);
     await this.db

@@ -1,19 +1,31 @@
 // Wires the services to one metadata store.
 import { join } from 'node:path';
-import { createComputeDriver } from '../compute/compute-driver.js';
+import { type ComputeDriver, createComputeDriver } from '../compute/compute-driver.js';
+import { VmDisks } from '../compute/vm-disks.js';
 import { type Config, computeDriverOptions } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
 import { OperationStore } from '../operations/operation.store.js';
+import type { OperationHandler } from '../operations/worker.js';
+import { ConsoleTicketRepository } from '../repositories/console-ticket.repository.js';
+import { LabRepository } from '../repositories/lab.repository.js';
+import { VmRepository } from '../repositories/vm.repository.js';
 import { AccountService } from './account.service.js';
 import { AutoShutdownService } from './autoshutdown.service.js';
+import { CaptureService } from './capture.service.js';
 import { RegionCatalog } from './common.js';
+import { ConsoleTicketService } from './console-ticket.service.js';
 import { GalleryService } from './gallery.service.js';
 import { HostService } from './host.service.js';
 import { ImageVersionService } from './image-version.service.js';
+import { LabJobs } from './jobs/lab.jobs.js';
+import { vmJobs } from './jobs/vm.jobs.js';
 import { LabService } from './lab.service.js';
+import { LabExportService } from './lab-export.service.js';
 import { LabPlanService } from './lab-plan.service.js';
+import { LabUserService } from './lab-user.service.js';
+import { LabVmService } from './lab-vm.service.js';
 import { ResourceGroupService } from './resource-group.service.js';
 import { ScheduleService } from './schedule.service.js';
 import { StoreService } from './store.service.js';
@@ -35,44 +47,69 @@ export interface Services {
   imageStores: Map<string, ChunkStore>;
   uploads: UploadService;
   imageStoreMaintenance: StoreService;
+  /** The compute driver VMs run on. */
+  driver: ComputeDriver;
   vms: VmService;
+  consoleTickets: ConsoleTicketService;
   hosts: HostService;
   labPlans: LabPlanService;
   labs: LabService;
+  labVms: LabVmService;
+  labUsers: LabUserService;
+  labExport: LabExportService;
   accounts: AccountService;
   schedules: ScheduleService;
   autoShutdown: AutoShutdownService;
+  /** The long work operations run, by kind (the worker registers them). */
+  jobs: OperationHandler<never>[];
 }
 
+/** Builds every service once, each given what it depends on (no service reaches back up). */
 export function createServices(config: Config, store: Store): Services {
+  const db = store.db;
   const regions = RegionCatalog.fromConfig(config);
-  const operations = new OperationStore(store.db, store.dialect);
-  const groups = new ResourceGroupService(store.db, regions);
-  const galleries = new GalleryService(store.db, groups, regions);
+  const operations = new OperationStore(db, store.dialect);
   const imageStores = openRegionStores(config.regions, { packBytes: config.images.packBytes });
+  const driver = createComputeDriver(config.compute.driver, computeDriverOptions(config));
+  const disks = new VmDisks(config.compute.dir, driver);
+  // Repositories: the only code that queries these tables.
+  const vmRecords = new VmRepository(db);
+  const labRecords = new LabRepository(db);
+  const consoleTicketRecords = new ConsoleTicketRepository(db);
+
+  const groups = new ResourceGroupService(db, regions);
+  const galleries = new GalleryService(db, groups, regions);
   const uploads = new UploadService(config.dataDir);
-  const versions = new ImageVersionService(store.db, galleries, regions, operations, imageStores, uploads, {
-    maxDiskBytes: config.images.maxDiskBytes,
-    tmpDir: join(config.dataDir, 'tmp'),
-  });
-  const tokens = new TokenService(store.db);
-  const imageStoreMaintenance = new StoreService(store.db, imageStores, operations, {
+  const capture = new CaptureService(vmRecords, disks, imageStores);
+  const versions = new ImageVersionService(
+    db,
+    galleries,
+    regions,
+    operations,
+    imageStores,
+    uploads,
+    { maxDiskBytes: config.images.maxDiskBytes, tmpDir: join(config.dataDir, 'tmp') },
+    capture,
+    vmRecords,
+  );
+  const tokens = new TokenService(db);
+  const imageStoreMaintenance = new StoreService(db, imageStores, operations, {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
   });
-  const driver = createComputeDriver(config.compute.driver, computeDriverOptions(config));
-  const vms = new VmService(store.db, groups, galleries, versions, regions, operations, imageStores, driver, {
-    ...config.compute,
-    tmpDir: join(config.dataDir, 'tmp'),
-  });
-  versions.capturer = vms;
-  const hosts = new HostService(store.db, driver);
-  const labPlans = new LabPlanService(store.db, groups, versions, regions);
-  const labs = new LabService(store.db, groups, galleries, versions, labPlans, vms, regions, operations, imageStores);
-  const accounts = new AccountService(store.db, tokens);
-  accounts.labs = labs;
-  const schedules = new ScheduleService(store.db, labs, vms);
-  const autoShutdown = new AutoShutdownService(store.db, vms);
+  const vms = new VmService(db, vmRecords, groups, galleries, versions, regions, operations, imageStores, driver, disks, config.compute);
+  const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver);
+  const hosts = new HostService(vmRecords, driver);
+  const labPlans = new LabPlanService(db, groups, versions, regions);
+  const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores);
+  const labVms = new LabVmService(labs, labRecords, vms);
+  const labUsers = new LabUserService(labs, labRecords, vms);
+  const labExport = new LabExportService(labs, labRecords, labVms, labPlans, galleries, versions);
+  const accounts = new AccountService(db, tokens, labUsers);
+  const schedules = new ScheduleService(db, labs, vms);
+  const autoShutdown = new AutoShutdownService(db, vms, driver);
+  const labJobs = new LabJobs(labs, labRecords, labUsers, vms, capture, galleries, imageStores);
+  const jobs = [...versions.handlers(), ...imageStoreMaintenance.handlers(), ...vmJobs(vms), ...labJobs.handlers()] as OperationHandler<never>[];
   return {
     config,
     store,
@@ -85,12 +122,18 @@ export function createServices(config: Config, store: Store): Services {
     imageStores,
     uploads,
     imageStoreMaintenance,
+    driver,
     vms,
+    consoleTickets,
     hosts,
     labPlans,
     labs,
+    labVms,
+    labUsers,
+    labExport,
     accounts,
     schedules,
     autoShutdown,
+    jobs,
   };
 }

@@ -8,6 +8,7 @@ import type { Database, Db, GalleryImageTable, GalleryImageVersionTable, Gallery
 import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
 import { galleryArmId } from '../lib/arm-id.js';
 import { nowIso } from '../lib/time.js';
+import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
 import { BUILTIN_GALLERY, BUILTIN_GROUP } from './builtin-images.js';
 import {
   checkPreconditions,
@@ -28,20 +29,7 @@ import type { ResourceGroupService } from './resource-group.service.js';
 /** Largest OS disk Azure Lab Services offers to creators. */
 export const MAX_LAB_IMAGE_GB = 128;
 
-export interface ConnectionProfile {
-  webSshAccess: string;
-  webRdpAccess: string;
-  clientSshAccess: string;
-  clientRdpAccess: string;
-}
-export interface AutoShutdownProfile {
-  shutdownOnDisconnect: string;
-  shutdownWhenNotConnected: string;
-  shutdownOnIdle: string;
-  disconnectDelay?: string;
-  noConnectDelay?: string;
-  idleDelay?: string;
-}
+export type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
 
 export interface LabPlan extends ResourceMeta {
   allowedRegions: string[];
@@ -135,7 +123,7 @@ export function checkAutoShutdown(a: Partial<AutoShutdownProfile> | undefined, f
 
 export class LabPlanService {
   constructor(
-    private readonly db: Kysely<Database>,
+    readonly db: Kysely<Database>,
     private readonly groups: ResourceGroupService,
     private readonly versions: ImageVersionService,
     private readonly regions: RegionCatalog,

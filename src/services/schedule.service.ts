@@ -121,11 +121,11 @@ export function eventsBetween(s: Pick<LabSchedule, 'startAt' | 'stopAt' | 'recur
   return out.sort((a, b) => a.at - b.at);
 }
 
-const toSchedule = (r: LabScheduleTable, lab: { name: string; subscription_id: string; resource_group: string }): LabSchedule => ({
+const toSchedule = (r: LabScheduleTable, lab: { name: string; subscriptionId: string; resourceGroup: string }): LabSchedule => ({
   key: r.id,
   labName: lab.name,
-  subscriptionId: lab.subscription_id,
-  resourceGroup: lab.resource_group,
+  subscriptionId: lab.subscriptionId,
+  resourceGroup: lab.resourceGroup,
   name: r.name,
   startAt: r.start_at,
   stopAt: r.stop_at,
@@ -149,15 +149,15 @@ export class ScheduleService {
   private async lab(p: Principal, sub: string, rg: string, lab: string, write: boolean) {
     const r = await this.labs.requireLab(p, sub, rg, lab);
     if (p.role === 'user') throw notFound('ResourceNotFound', `The Resource 'Microsoft.LabServices/labs/${lab}' under resource group '${rg}' was not found.`);
-    if (write && p.role !== 'admin' && r.created_by !== p.subject) {
-      throw forbidden(`Lab '${r.name}' belongs to '${r.created_by}'; only its creator or an admin can change its schedules. Nothing was changed.`);
+    if (write && p.role !== 'admin' && r.createdBy !== p.subject) {
+      throw forbidden(`Lab '${r.name}' belongs to '${r.createdBy}'; only its creator or an admin can change its schedules. Nothing was changed.`);
     }
     return r;
   }
 
   async list(p: Principal, sub: string, rg: string, lab: string): Promise<LabSchedule[]> {
     const l = await this.lab(p, sub, rg, lab, false);
-    return (await this.db.selectFrom('lab_schedules').selectAll().where('lab_id', '=', l.id).orderBy('name_key').execute()).map((r) => toSchedule(r, l));
+    return (await this.db.selectFrom('lab_schedules').selectAll().where('lab_id', '=', l.key).orderBy('name_key').execute()).map((r) => toSchedule(r, l));
   }
 
   async get(p: Principal, sub: string, rg: string, lab: string, name: string): Promise<LabSchedule> {
@@ -225,7 +225,7 @@ export class ScheduleService {
     const l = await this.lab(p, sub, rg, lab, true);
     if (!/^[-\w._()]{1,100}$/.test(name))
       throw invalidParameter(`The schedule name '${name}' is not valid: use 1-100 letters, digits, '-', '_', '.' or parentheses.`, 'scheduleName');
-    const existing = await this.db.selectFrom('lab_schedules').selectAll().where('lab_id', '=', l.id).where('name_key', '=', keyOf(name)).executeTakeFirst();
+    const existing = await this.db.selectFrom('lab_schedules').selectAll().where('lab_id', '=', l.key).where('name_key', '=', keyOf(name)).executeTakeFirst();
     const v = this.check(input, existing && mode === 'patch' ? toSchedule(existing, l) : undefined);
     const values = {
       start_at: v.startAt,
@@ -242,7 +242,7 @@ export class ScheduleService {
         .insertInto('lab_schedules')
         .values({
           id: randomUUID(),
-          lab_id: l.id,
+          lab_id: l.key,
           name,
           name_key: keyOf(name),
           ...values,
@@ -257,7 +257,7 @@ export class ScheduleService {
 
   async delete(p: Principal, sub: string, rg: string, lab: string, name: string): Promise<boolean> {
     const l = await this.lab(p, sub, rg, lab, true);
-    const r = await this.db.deleteFrom('lab_schedules').where('lab_id', '=', l.id).where('name_key', '=', keyOf(name)).executeTakeFirst();
+    const r = await this.db.deleteFrom('lab_schedules').where('lab_id', '=', l.key).where('name_key', '=', keyOf(name)).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
   }
 
@@ -265,7 +265,7 @@ export class ScheduleService {
   async tick(now = Date.now()): Promise<void> {
     const rows = await this.db.selectFrom('lab_schedules').selectAll().execute();
     for (const r of rows) {
-      const lab = await this.db.selectFrom('labs').selectAll().where('id', '=', r.lab_id).executeTakeFirst();
+      const lab = await this.labs.find(r.lab_id);
       if (!lab) continue;
       const events = eventsBetween(toSchedule(r, lab), Date.parse(r.checked_until), now);
       await this.db
@@ -277,17 +277,11 @@ export class ScheduleService {
       if (!last) continue;
       // Only the latest event counts: a server that was down for days does not replay every start and stop.
       const want = last.kind === 'start' ? 'Stopped' : 'Running';
-      const seats = await this.db
-        .selectFrom('virtual_machines')
-        .select(['id', 'name', 'state'])
-        .where('lab_id', '=', lab.id)
-        .where('vm_type', '=', 'User')
-        .where('provisioning_state', '=', 'Succeeded')
-        .execute();
+      const seats = (await this.vms.labVms(lab.key, { type: 'User' })).filter((v) => v.provisioningState === 'Succeeded');
       for (const s of seats) {
         if (s.state !== want) continue;
         try {
-          await this.vms.powerByKey(SYSTEM, s.id, last.kind === 'start' ? 'start' : 'stop');
+          await this.vms.powerByKey(SYSTEM, s.key, last.kind === 'start' ? 'start' : 'stop');
           this.actions.push(`${new Date(last.at).toISOString()} ${r.name}: ${last.kind} ${s.name}`);
         } catch {
           // Busy with another operation: the user's own action wins.

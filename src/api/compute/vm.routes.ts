@@ -303,7 +303,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
           params: VmParams,
         },
       },
-      async (req) => consoleUrls(req, publicUrl, await s.vms.consoleTicket(req.principal, req.params.sub, req.params.rg, req.params.vm)),
+      async (req) => consoleUrls(req, publicUrl, await s.consoleTickets.issue(await s.vms.get(req.principal, req.params.sub, req.params.rg, req.params.vm))),
     );
 
     // ---- console WebSockets: the ticket in the URL is the credential ----
@@ -315,7 +315,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
         config: { public: true },
         schema: { hide: true, params: TicketParams },
         preValidation: async (req) => {
-          (req as unknown as { vmStatus: unknown }).vmStatus = await s.vms.redeemTicket((req.params as { ticket: string }).ticket, 'vnc');
+          (req as unknown as { vmStatus: unknown }).vmStatus = await s.consoleTickets.redeem((req.params as { ticket: string }).ticket, 'vnc');
         },
       },
       (socket, req) => {
@@ -337,7 +337,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
         config: { public: true },
         schema: { hide: true, params: TicketParams },
         preValidation: async (req) => {
-          (req as unknown as { vmStatus: unknown }).vmStatus = await s.vms.redeemTicket((req.params as { ticket: string }).ticket, 'serial');
+          (req as unknown as { vmStatus: unknown }).vmStatus = await s.consoleTickets.redeem((req.params as { ticket: string }).ticket, 'serial');
         },
       },
       (socket, req) => {
@@ -345,7 +345,7 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
         const stop = followFile(status.serialLog, {
           tailBytes: 64 * 1024,
           onData: (text) => socket.send(text),
-          stillWanted: async () => (await s.vms.driver.status(status.id))?.state === 'Running',
+          stillWanted: async () => (await s.driver.status(status.id))?.state === 'Running',
           onEnd: () => socket.close(1000, 'The VM stopped'),
         });
         s.autoShutdown.consoleOpened(status.id);

@@ -5,8 +5,10 @@ import Type from 'typebox';
 import { labArmId, labPlanArmId } from '../../lib/arm-id.js';
 import type { Principal } from '../../services/common.js';
 import type { Services } from '../../services/index.js';
-import { type Lab, type LabUser, type LabVm, secondsToDuration } from '../../services/lab.service.js';
+import { type Lab, secondsToDuration } from '../../services/lab.service.js';
 import { type LabPlan, type LabPlanImage, LabPlanService } from '../../services/lab-plan.service.js';
+import type { LabUser } from '../../services/lab-user.service.js';
+import type { LabVm } from '../../services/lab-vm.service.js';
 import type { LabSchedule } from '../../services/schedule.service.js';
 import type { App } from '../app.js';
 import { lroHeaders, page, pageQuery, preconditions, systemData } from '../arm/arm.js';
@@ -313,7 +315,7 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        const r = await s.labs.saveImage(req.principal, req.params.sub, req.params.rg, req.params.plan, req.body);
+        const r = await s.labExport.saveImage(req.principal, req.params.sub, req.params.rg, req.params.plan, req.body);
         lroHeaders(reply, req, publicUrl, r.operation);
         return reply.status(202).send({ imageId: r.imageId, version: r.version });
       },
@@ -411,8 +413,8 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
     // ---- lab VMs ----
     const exportStatusOf = async (vm: LabVm) => {
       if (vm.vmType !== 'Template') return undefined;
-      const lab = await s.store.db.selectFrom('labs').select('export_operation_id').where('id', '=', vm.labKey).executeTakeFirst();
-      const op = lab?.export_operation_id ? await s.operations.get(lab.export_operation_id) : undefined;
+      const lab = await s.labs.find(vm.labKey);
+      const op = lab?.exportOperationId ? await s.operations.get(lab.exportOperationId) : undefined;
       if (!op) return undefined;
       return {
         operationId: op.id,
@@ -427,18 +429,18 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
       `${RG}/labs/:lab/virtualMachines`,
       { config: READ, schema: { tags: ['labs'], summary: "A lab's VMs (students: their own)", params: LabParams } },
       async (req) => {
-        const vms = await s.labs.listVms(req.principal, req.params.sub, req.params.rg, req.params.lab);
+        const vms = await s.labVms.list(req.principal, req.params.sub, req.params.rg, req.params.lab);
         const value = [];
         for (const v of vms) value.push(renderLabVm(v, await exportStatusOf(v), s.vms.connectHost));
         return { value };
       },
     );
     app.get(`${RG}/labs/:lab/virtualMachines/:vm`, { config: READ, schema: { tags: ['labs'], summary: 'One lab VM', params: LabVmParams } }, async (req) => {
-      const v = await s.labs.getVm(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
+      const v = await s.labVms.get(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
       return renderLabVm(v, await exportStatusOf(v), s.vms.connectHost);
     });
     const action = (a: 'start' | 'stop' | 'reimage' | 'redeploy') => async (req: Req, reply: FastifyReply) => {
-      const op = await s.labs.vmAction(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm, a);
+      const op = await s.labVms.action(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm, a);
       lroHeaders(reply, req, publicUrl, op);
       return reply.status(202).send();
     };
@@ -461,7 +463,7 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
         },
       },
       async (req, reply) => {
-        await s.labs.resetPassword(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm, req.body);
+        await s.labVms.resetPassword(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm, req.body);
         return reply.status(200).send();
       },
     );
@@ -472,8 +474,8 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
         schema: { tags: ['labs'], summary: 'labforge: one-minute console WebSocket URLs of a lab VM (its student and lab staff only)', params: LabVmParams },
       },
       async (req) => {
-        const v = await s.labs.getVm(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
-        return consoleUrls(req, publicUrl, await s.vms.ticketFor(v));
+        const v = await s.labVms.get(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
+        return consoleUrls(req, publicUrl, await s.consoleTickets.issue(v));
       },
     );
 
@@ -524,11 +526,11 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
       `${RG}/labs/:lab/users`,
       { config: READ, schema: { tags: ['labs'], summary: "A lab's users (students: themselves)", params: LabParams } },
       async (req) => ({
-        value: (await s.labs.listUsers(req.principal, req.params.sub, req.params.rg, req.params.lab)).map(renderLabUser),
+        value: (await s.labUsers.list(req.principal, req.params.sub, req.params.rg, req.params.lab)).map(renderLabUser),
       }),
     );
     app.get(`${RG}/labs/:lab/users/:user`, { config: READ, schema: { tags: ['labs'], summary: 'One lab user', params: LabUserParams } }, async (req) =>
-      renderLabUser(await s.labs.getUser(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user)),
+      renderLabUser(await s.labUsers.get(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user)),
     );
     for (const method of ['PUT', 'PATCH'] as const) {
       app.route({
@@ -542,7 +544,7 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
           body: Type.Object({ properties: Type.Object({ email: Type.Optional(Type.String()), additionalUsageQuota: Type.Optional(Type.String()) }) }),
         },
         handler: async (req, reply) => {
-          const { user, created } = await s.labs.putUser(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user, req.body.properties);
+          const { user, created } = await s.labUsers.put(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user, req.body.properties);
           return reply.status(created ? 201 : 200).send(renderLabUser(user));
         },
       });
@@ -551,7 +553,7 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
       `${RG}/labs/:lab/users/:user`,
       { config: STAFF_ONLY, schema: { tags: ['labs'], summary: 'Remove a student; their seat goes back to the lab', params: LabUserParams } },
       async (req, reply) =>
-        reply.status((await s.labs.deleteUser(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user)) ? 200 : 204).send(),
+        reply.status((await s.labUsers.delete(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user)) ? 200 : 204).send(),
     );
     app.post(
       `${RG}/labs/:lab/users/:user/invite`,
@@ -565,7 +567,7 @@ export function labServicesRoutes(s: Services): FastifyPluginAsync {
         },
       },
       async (req) => {
-        const r = await s.labs.invite(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user);
+        const r = await s.labUsers.invite(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.user);
         return { ...renderLabUser(r.user), registrationCode: r.registrationCode };
       },
     );
