@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely, Transaction } from 'kysely';
 import type { Dialect } from '../db/database.js';
 import type { Database, OperationTable } from '../db/schema.js';
-import type { ErrorDetail } from '../errors.js';
+import type { ErrorDetail } from '../lib/errors.js';
 import { nowIso } from '../services/common.js';
 
 export type OperationState = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
