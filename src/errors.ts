@@ -1,32 +1,22 @@
-// One error type for every refusal. Services throw it with an Azure error
-// code and a message written for the person who has to fix the request; the
-// API layer renders it as the ARM error envelope.
+// Errors of the service layer. Services throw LabforgeError: a DomainError
+// (src/lib/errors.ts) that also names its HTTP status, with an Azure error
+// code and a message written for the person who has to fix the request.
+// Lower layers (imagestore, diskformat, compute, operations) never use it:
+// they raise their own error classes, whose status src/api/errors.ts decides.
+import { DomainError, type ErrorDetail } from './lib/errors.js';
 
-export interface ErrorDetail {
-  code: string;
-  message: string;
-  target?: string;
-}
+export type { ErrorDetail } from './lib/errors.js';
 
-export class LabforgeError extends Error {
+export class LabforgeError extends DomainError {
   override name = 'LabforgeError';
   constructor(
     readonly status: number,
-    readonly code: string,
+    code: string,
     message: string,
-    readonly target?: string,
-    readonly details?: ErrorDetail[],
+    target?: string,
+    details?: ErrorDetail[],
   ) {
-    super(message);
-  }
-
-  toJSON(): { code: string; message: string; target?: string; details?: ErrorDetail[] } {
-    return {
-      code: this.code,
-      message: this.message,
-      ...(this.target ? { target: this.target } : {}),
-      ...(this.details?.length ? { details: this.details } : {}),
-    };
+    super(code, message, target, details);
   }
 }
 

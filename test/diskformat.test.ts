@@ -6,8 +6,17 @@ import { appendFile, copyFile, mkdir, readdir, readFile, rm } from 'node:fs/prom
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { convert, crossCheckInfo, type InspectedDisk, inspect, inspectAndCheck, QEMU_FORMAT, type QemuImgInfo } from '../src/diskformat/index.js';
-import { LabforgeError } from '../src/errors.js';
+import { httpStatus } from '../src/api/errors.js';
+import {
+  convert,
+  crossCheckInfo,
+  DiskFormatError,
+  type InspectedDisk,
+  inspect,
+  inspectAndCheck,
+  QEMU_FORMAT,
+  type QemuImgInfo,
+} from '../src/diskformat/index.js';
 import { buildCorpus, type Corpus, DATA_SIZE, type HostileCase, qemuImg, type ValidCase } from './helpers/hostile-images.js';
 
 const run = promisify(execFile);
@@ -33,11 +42,11 @@ const { cases } = await corpusReady;
 const valid = cases.filter((c): c is ValidCase => c.kind === 'valid');
 const hostile = cases.filter((c): c is HostileCase => c.kind === 'hostile');
 
-async function refusal(p: Promise<unknown>): Promise<LabforgeError> {
+async function refusal(p: Promise<unknown>): Promise<DiskFormatError> {
   try {
     await p;
   } catch (e) {
-    if (e instanceof LabforgeError) return e;
+    if (e instanceof DiskFormatError) return e;
     throw e;
   }
   throw new Error('expected a refusal, but the image was accepted');
@@ -96,7 +105,7 @@ describe.each(hostile)('refuses $name → $code', (c) => {
   it('inspect() refuses with the exact code and a helpful message', async () => {
     const e = await refusal(inspect(c.file, opts()));
     expect(e.code).toBe(c.code);
-    expect(e.status).toBe(400);
+    expect(httpStatus(e)).toBe(400);
     expect(e.message).toContain(c.message);
   });
 

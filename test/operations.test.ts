@@ -5,8 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ComputeError } from '../src/compute/errors.js';
 import { openStore, type Store } from '../src/db/database.js';
+import { diskError } from '../src/diskformat/errors.js';
 import { LabforgeError } from '../src/errors.js';
+import { ImageStoreError } from '../src/imagestore/errors.js';
 import { type Operation, OperationStore } from '../src/operations/operation.store.js';
 import { type OperationHandler, OperationWorker } from '../src/operations/worker.js';
 import { createPgDatabase, DIALECTS } from './helpers/pg.js';
@@ -97,6 +100,24 @@ describe.each(DIALECTS)('operations (%s)', (dialect) => {
     expect(done.state).toBe('Failed');
     expect(done.error).toEqual({ code: 'DiskTooLarge', message: 'The disk is larger than allowed.' });
     expect(marked).toBe('DiskTooLarge');
+  });
+
+  it('records an error of a lower layer (image store, disk format, compute) with the same code, message and target', async () => {
+    const thrown = [
+      new ImageStoreError(
+        'ChunkMissing',
+        "Chunk 00 is missing from region 'site-a'. Run `labforge store verify --region site-a` to repair it from another region.",
+      ),
+      diskError('DiskCorrupt', 'The VHD footer checksum is wrong, so the file is damaged or was edited by hand.'),
+      new ComputeError('DiskMissing', 'The disk file of VM v is missing on this host, so it cannot start.'),
+    ];
+    worker(thrown.map((err, i) => ({ kind: `lower-${i}`, run: async () => Promise.reject(err) })));
+    for (const [i, err] of thrown.entries()) {
+      const done = await finished((await enqueue(`lower-${i}`)).id);
+      expect(done.state).toBe('Failed');
+      expect(done.error).toEqual({ code: err.code, message: err.message, ...(err.target ? { target: err.target } : {}) });
+    }
+    expect(thrown[1]?.target).toBe('image');
   });
 
   it('cancels a running operation and runs its undo', async () => {

@@ -7,7 +7,7 @@ import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { INSTALL_ROOT } from '../config/config.js';
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
 import type { Principal } from '../services/common.js';
@@ -17,6 +17,7 @@ import { checkApiVersion } from './arm/arm.js';
 import { computeRoutes } from './compute/gallery.routes.js';
 import { vmRoutes } from './compute/vm.routes.js';
 import { coreRoutes } from './core.routes.js';
+import { envelope, sendError } from './errors.js';
 import { hostRoutes } from './hosts.routes.js';
 import { labServicesRoutes } from './labservices/labservices.routes.js';
 import { resourceRoutes } from './resources/resources.routes.js';
@@ -42,10 +43,6 @@ export interface AppOptions {
 }
 
 const API_PATH = /^\/(subscriptions|providers|uploads|consoles|openapi\.json|healthz)(\/|\?|$)/i;
-
-function envelope(code: string, message: string, target?: string, details?: unknown[]) {
-  return { error: { code, message, ...(target ? { target } : {}), ...(details?.length ? { details } : {}) } };
-}
 
 export async function buildApp(services: Services, opts: AppOptions = {}): Promise<App> {
   const app = Fastify({
@@ -137,53 +134,7 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     if (cfg?.apiFamily) checkApiVersion(cfg.apiFamily, (req.query as Record<string, unknown>)['api-version']);
   });
 
-  app.setErrorHandler((err: FastifyError | LabforgeError, req, reply) => {
-    if (err instanceof LabforgeError) return reply.status(err.status).send({ error: err.toJSON() });
-    const fe = err as FastifyError;
-    if (fe.validation) {
-      const details = fe.validation.map((v) => {
-        const path = `${v.instancePath || ''}`.replace(/^\//, '').replace(/\//g, '.');
-        const missing = (v.params as { missingProperty?: string })?.missingProperty;
-        const target = [fe.validationContext === 'body' ? '' : fe.validationContext, path, missing].filter(Boolean).join('.');
-        return { code: 'InvalidParameter', target, message: `${target || 'request'} ${v.message}` };
-      });
-      return reply
-        .status(400)
-        .send(envelope('InvalidRequestContent', `The request content is not valid: ${details.map((d) => d.message).join('; ')}.`, details[0]?.target, details));
-    }
-    if (fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY' || (fe.statusCode === 400 && err instanceof SyntaxError)) {
-      return reply.status(400).send(envelope('InvalidRequestContent', `The request body is not valid JSON: ${fe.message}. Check quotes, commas and brackets.`));
-    }
-    if (fe.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-      return reply
-        .status(400)
-        .send(envelope('InvalidRequestContent', 'The request has a JSON content type but an empty body. Send a JSON object, or drop the Content-Type header.'));
-    }
-    if (fe.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      return reply
-        .status(415)
-        .send(envelope('UnsupportedMediaType', `The content type '${req.headers['content-type']}' is not supported. Send application/json.`));
-    }
-    if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.status(413).send(envelope('RequestEntityTooLarge', 'The request body is larger than 4 MiB.'));
-    }
-    const dbCode = String((err as { code?: unknown }).code ?? '');
-    if (['23505', '23503', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_CONSTRAINT_FOREIGNKEY'].includes(dbCode)) {
-      return reply
-        .status(409)
-        .send(
-          envelope(
-            'Conflict',
-            'Another request created, changed or deleted the same resource at the same moment, and this one lost the race. Read the resource again and retry.',
-          ),
-        );
-    }
-    if (fe.statusCode && fe.statusCode < 500) return reply.status(fe.statusCode).send(envelope('BadRequest', fe.message));
-    req.log.error(err);
-    return reply
-      .status(500)
-      .send(envelope('InternalServerError', `The server hit an unexpected error. Retry; if it persists, report request id ${req.id} from the server log.`));
-  });
+  app.setErrorHandler(sendError);
 
   // The web portal (built into dist/web): its files need no token; any other page path gets index.html (client-side routes).
   const webRoot = join(INSTALL_ROOT, 'dist', 'web');

@@ -1,6 +1,6 @@
 // The interface every compute backend implements (QEMU on this host now,
 // KubeVirt later), and the registry that maps a driver name to its factory.
-import { LabforgeError } from '../errors.js';
+import { ComputeError } from './errors.js';
 
 /** VM states as Azure Lab Services reports them. */
 export type VmState = 'Stopped' | 'Starting' | 'Running' | 'Stopping' | 'ResettingPassword' | 'Reimaging' | 'Redeploying' | 'Failed';
@@ -100,7 +100,7 @@ export function registerComputeDriver(name: string, factory: ComputeDriverFactor
 export function createComputeDriver(name: string, options: Record<string, unknown>): ComputeDriver {
   const factory = factories.get(name);
   if (!factory) {
-    throw new LabforgeError(500, 'UnknownComputeDriver', `There is no compute driver '${name}'. Use one of: ${[...factories.keys()].join(', ')}.`);
+    throw new ComputeError('UnknownComputeDriver', `There is no compute driver '${name}'. Use one of: ${[...factories.keys()].join(', ')}.`);
   }
   return factory(options);
 }

@@ -1,6 +1,7 @@
-// Error codes for refused disk images. Every refusal is a LabforgeError with
-// HTTP status 400 and a message meant for the IT staff who uploaded the file.
-import { LabforgeError } from '../errors.js';
+// Errors of the disk-format code. Every refused disk image is a
+// DiskFormatError with one of DISK_ERROR_CODES, target "image" and a message
+// meant for the IT staff who uploaded the file; the API answers them with 400.
+import { DomainError } from '../lib/errors.js';
 
 export const DISK_ERROR_CODES = [
   'DiskFormatAmbiguous',
@@ -21,7 +22,16 @@ export const DISK_ERROR_CODES = [
 
 export type DiskErrorCode = (typeof DISK_ERROR_CODES)[number];
 
-export const diskError = (code: DiskErrorCode, message: string, target = 'image'): LabforgeError => new LabforgeError(400, code, message, target);
+/** A refused disk image (a DiskErrorCode), or InternalError when qemu-img is misused by labforge itself. */
+export class DiskFormatError extends DomainError {
+  override name = 'DiskFormatError';
+  constructor(code: DiskErrorCode | 'InternalError', message: string, target?: string) {
+    super(code, message, target);
+  }
+}
 
-export const isDiskError = (e: unknown, code?: DiskErrorCode): e is LabforgeError =>
-  e instanceof LabforgeError && (DISK_ERROR_CODES as readonly string[]).includes(e.code) && (code === undefined || e.code === code);
+export const diskError = (code: DiskErrorCode, message: string, target = 'image'): DiskFormatError => new DiskFormatError(code, message, target);
+
+/** Any error with a disk refusal code (the image store's DiskTruncated included). */
+export const isDiskError = (e: unknown, code?: DiskErrorCode): e is DomainError =>
+  e instanceof DomainError && (DISK_ERROR_CODES as readonly string[]).includes(e.code) && (code === undefined || e.code === code);

@@ -1,4 +1,4 @@
-export { DISK_ERROR_CODES, type DiskErrorCode, diskError, isDiskError } from './errors.js';
+export { DISK_ERROR_CODES, type DiskErrorCode, DiskFormatError, diskError, isDiskError } from './errors.js';
 export {
   DEFAULT_MAX_VIRTUAL_SIZE,
   DISK_FORMATS,

@@ -5,8 +5,7 @@
 import { execFile } from 'node:child_process';
 import { stat } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { LabforgeError } from '../errors.js';
-import { diskError } from './errors.js';
+import { DiskFormatError, diskError } from './errors.js';
 import { type DiskFormat, type InspectedDisk, type InspectOptions, inspect, wasInspected } from './inspect/index.js';
 import { GiB } from './inspect/reader.js';
 
@@ -71,13 +70,13 @@ function run(argv: string[], limits: { as: number; cpu: number; timeoutMs: numbe
 
 async function assertUnchanged(disk: InspectedDisk): Promise<string> {
   if (!wasInspected(disk)) {
-    throw new LabforgeError(500, 'InternalError', 'qemu-img may only run on a file returned by inspect().');
+    throw new DiskFormatError('InternalError', 'qemu-img may only run on a file returned by inspect().');
   }
   const st = await stat(disk.path);
   if (st.ino !== disk.ino || st.size !== disk.fileSize || st.mtimeMs !== disk.mtimeMs) {
     throw diskError('DiskFormatMismatch', 'The image file changed after it was inspected; it is refused. Upload it again.');
   }
-  if (!isAbsolute(disk.path)) throw new LabforgeError(500, 'InternalError', 'Inspected path is not absolute.');
+  if (!isAbsolute(disk.path)) throw new DiskFormatError('InternalError', 'Inspected path is not absolute.');
   return disk.path;
 }
 

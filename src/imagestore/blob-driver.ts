@@ -1,7 +1,7 @@
 // The interface every image-store backend implements (a local directory now,
 // S3-compatible object storage later), and the registry that maps a region's
 // configured driver name to its factory.
-import { LabforgeError } from '../errors.js';
+import { ImageStoreError } from './errors.js';
 
 export interface BlobInfo {
   key: string;
@@ -66,7 +66,7 @@ const SEGMENT = /^[A-Za-z0-9._-]+$/;
 export function checkKey(key: string): void {
   const parts = key.split('/');
   if (key.length === 0 || key.length > 1024 || parts.some((p) => !SEGMENT.test(p) || p === '.' || p === '..')) {
-    throw new LabforgeError(500, 'InvalidBlobKey', `'${key}' is not a valid image-store key.`);
+    throw new ImageStoreError('InvalidBlobKey', `'${key}' is not a valid image-store key.`);
   }
 }
 
@@ -81,8 +81,7 @@ export function registerBlobDriver(name: string, factory: BlobDriverFactory): vo
 export function createBlobDriver(region: string, config: { driver: string; options: Record<string, unknown> }): BlobDriver {
   const factory = factories.get(config.driver);
   if (!factory) {
-    throw new LabforgeError(
-      500,
+    throw new ImageStoreError(
       'UnknownBlobDriver',
       `Region '${region}' names image-store driver '${config.driver}', which labforge does not have. Use one of: ${[...factories.keys()].join(', ')}.`,
     );

@@ -1,9 +1,9 @@
 // Chunks and manifests on top of a blob driver: writing a raw disk stream as
 // chunks, reading it back verified, and storing manifests. Format: index.ts.
 import { createHash } from 'node:crypto';
-import { LabforgeError } from '../errors.js';
 import { chunkFault } from '../faults.js';
 import type { BlobDriver, BlobInfo } from './blob-driver.js';
+import { ImageStoreError } from './errors.js';
 import { type BlockResult, sharedHashPool } from './hash-pool.js';
 import { isPackKey, PackBuilder, type PackEntry, readPackIndex } from './packs.js';
 
@@ -41,7 +41,7 @@ export interface BlockFile {
 }
 
 const truncated = (end: number, virtualSize: number) =>
-  new LabforgeError(400, 'DiskTruncated', `The disk ends at ${end} bytes, before its declared virtual size of ${virtualSize} bytes.`);
+  new ImageStoreError('DiskTruncated', `The disk ends at ${end} bytes, before its declared virtual size of ${virtualSize} bytes.`);
 
 const DIGEST = /^[0-9a-f]{64}$/;
 export const sha256 = (data: Uint8Array) => createHash('sha256').update(data).digest('hex');
@@ -165,7 +165,7 @@ export class ChunkStore {
           this.addPack({ key: b.key, entries, modifiedMs: b.modifiedMs ?? Date.now() }, index);
           this.unreadable.delete(b.key);
         } catch (err) {
-          if (!(err instanceof LabforgeError)) throw err;
+          if (!(err instanceof ImageStoreError)) throw err;
           if (this.packs.has(b.key)) this.dropPack(b.key, index);
           this.unreadable.set(b.key, err.message);
         }
@@ -326,7 +326,7 @@ export class ChunkStore {
 
   /** Reads a chunk and checks its hash; a missing or corrupt chunk is an error naming it. */
   async getChunk(digest: string): Promise<Buffer> {
-    if (!DIGEST.test(digest)) throw new LabforgeError(500, 'ManifestCorrupt', `'${digest}' is not a chunk digest.`);
+    if (!DIGEST.test(digest)) throw new ImageStoreError('ManifestCorrupt', `'${digest}' is not a chunk digest.`);
     let loc = (await this.locations()).get(digest);
     let data = loc && (await this.readLocation(loc));
     if (!data) {
@@ -336,16 +336,14 @@ export class ChunkStore {
       data = loc && (await this.readLocation(loc));
     }
     if (!data) {
-      throw new LabforgeError(
-        500,
+      throw new ImageStoreError(
         'ChunkMissing',
         `Chunk ${digest} is missing from region '${this.region}'. Run \`labforge store verify --region ${this.region}\` to repair it from another region.`,
       );
     }
     const checked = await this.digestOf(data, true);
     if (checked.digest !== digest) {
-      throw new LabforgeError(
-        500,
+      throw new ImageStoreError(
         'ChunkCorrupt',
         `Chunk ${digest} in region '${this.region}' is corrupt (its content no longer matches its hash). Run \`labforge store verify --region ${this.region}\` to repair it from another region.`,
       );
@@ -441,7 +439,7 @@ export class ChunkStore {
         let buf = Buffer.from(piece.buffer, piece.byteOffset, piece.byteLength);
         stats.bytesRead += buf.length;
         if (stats.bytesRead > virtualSize) {
-          throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is longer than its declared virtual size of ${virtualSize} bytes.`);
+          throw new ImageStoreError('DiskSizeMismatch', `The disk content is longer than its declared virtual size of ${virtualSize} bytes.`);
         }
         while (pendingLength + buf.length >= blockSize) {
           const need = blockSize - pendingLength;
@@ -461,7 +459,7 @@ export class ChunkStore {
       if (pendingLength) await schedule(Buffer.concat(pending, pendingLength));
       await Promise.all(inflight);
       if (stats.bytesRead !== virtualSize) {
-        throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
+        throw new ImageStoreError('DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
       }
     } catch (err) {
       await Promise.allSettled(inflight);
@@ -470,7 +468,7 @@ export class ChunkStore {
     }
     await batch.finish();
     if (stats.bytesRead !== virtualSize) {
-      throw new LabforgeError(400, 'DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
+      throw new ImageStoreError('DiskSizeMismatch', `The disk content is ${stats.bytesRead} bytes but its declared virtual size is ${virtualSize} bytes.`);
     }
     while (blocks.length && blocks[blocks.length - 1] === null) blocks.pop();
     return { disk: { name, virtualSize, blockSize, blocks }, stats };
@@ -620,11 +618,7 @@ export class ChunkStore {
       }
       const data = await this.getChunk(digest);
       if (data.length !== length) {
-        throw new LabforgeError(
-          500,
-          'ManifestCorrupt',
-          `Block ${i} of disk '${disk.name}' should be ${length} bytes but its chunk ${digest} has ${data.length}.`,
-        );
+        throw new ImageStoreError('ManifestCorrupt', `Block ${i} of disk '${disk.name}' should be ${length} bytes but its chunk ${digest} has ${data.length}.`);
       }
       yield data;
     }
@@ -640,7 +634,7 @@ export class ChunkStore {
     if (!data) return undefined;
     const m = JSON.parse(data.toString('utf8')) as Manifest;
     if (m.format !== MANIFEST_FORMAT)
-      throw new LabforgeError(500, 'ManifestCorrupt', `Manifest '${name}' in region '${this.region}' has unknown format '${m.format}'.`);
+      throw new ImageStoreError('ManifestCorrupt', `Manifest '${name}' in region '${this.region}' has unknown format '${m.format}'.`);
     return m;
   }
 
@@ -691,8 +685,7 @@ export class ChunkBatch {
     if (this.mine.has(digest) || (await this.store.hasChunk(digest))) return this.put(digest, received);
     const { digest: actual, data } = await this.store.digestOf(received);
     if (actual !== digest) {
-      throw new LabforgeError(
-        502,
+      throw new ImageStoreError(
         'ChunkCorrupt',
         `A chunk sent to region '${this.store.region}' as ${digest} has content hashing to ${actual}; it was refused and nothing was stored.`,
       );

@@ -2,8 +2,9 @@
 // repair from another region), garbage collection (mark from manifests,
 // sweep unreferenced chunks older than a grace period, rewriting packs that
 // hold some), and usage figures.
-import { LabforgeError } from '../errors.js';
+
 import { type ChunkBatch, type ChunkLocation, type ChunkStore, chunkKey, type Manifest, manifestDigests } from './chunk-store.js';
+import { ImageStoreError } from './errors.js';
 import { sharedHashPool } from './hash-pool.js';
 import type { PackEntry } from './packs.js';
 
@@ -238,7 +239,6 @@ export async function regionUsage(store: ChunkStore): Promise<{ region: string; 
 
 export function requireRegionStore(stores: Map<string, ChunkStore>, region: string): ChunkStore {
   const s = stores.get(region);
-  if (!s)
-    throw new LabforgeError(400, 'InvalidParameter', `'${region}' is not a region of this server. Use one of: ${[...stores.keys()].join(', ')}.`, 'region');
+  if (!s) throw new ImageStoreError('InvalidParameter', `'${region}' is not a region of this server. Use one of: ${[...stores.keys()].join(', ')}.`, 'region');
   return s;
 }

@@ -19,8 +19,8 @@
 // store is first used; a chunk's bytes are checked against its digest on every
 // read, as for chunk files.
 import { randomBytes } from 'node:crypto';
-import { LabforgeError } from '../errors.js';
 import type { BlobDriver } from './blob-driver.js';
+import { ImageStoreError } from './errors.js';
 
 export const PACK_FORMAT = 'labforge-pack/1';
 const MAGIC = `${PACK_FORMAT} `;
@@ -50,7 +50,7 @@ export function encodeTrailer(entries: PackEntry[], indexOffset: number): Buffer
 }
 
 const unreadable = (key: string, why: string) =>
-  new LabforgeError(500, 'PackCorrupt', `Pack ${key} cannot be read (${why}). Run \`labforge store verify\` to repair its chunks from another region.`);
+  new ImageStoreError('PackCorrupt', `Pack ${key} cannot be read (${why}). Run \`labforge store verify\` to repair its chunks from another region.`);
 
 /** Reads a pack's index from its trailer; a pack whose trailer is damaged is an error naming it. */
 export async function readPackIndex(driver: BlobDriver, key: string, size: number): Promise<PackEntry[]> {

@@ -1,9 +1,9 @@
 // Replication of a version between two regions' chunk stores: send only the
 // chunks the target lacks, verify each on arrival, write the manifest last.
 // Re-running after a crash skips what already arrived.
-import { LabforgeError } from '../errors.js';
 import { chunkFault } from '../faults.js';
 import { type ChunkStore, manifestDigests } from './chunk-store.js';
+import { ImageStoreError } from './errors.js';
 
 export interface ReplicationProgress {
   chunksDone: number;
@@ -25,7 +25,7 @@ export async function replicateVersion(
 ): Promise<ReplicationResult> {
   const manifest = await source.getManifest(name);
   if (!manifest) {
-    throw new LabforgeError(500, 'ReplicaSourceMissing', `Region '${source.region}' has no complete copy of this version to replicate from.`);
+    throw new ImageStoreError('ReplicaSourceMissing', `Region '${source.region}' has no complete copy of this version to replicate from.`);
   }
   const digests = manifestDigests(manifest);
   const result: ReplicationResult = { chunksDone: 0, chunksTotal: digests.length, bytesSent: 0, chunksSkipped: 0, chunksSent: 0 };

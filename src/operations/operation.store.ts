@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Dialect } from '../db/database.js';
 import type { Database, Db, OperationTable } from '../db/schema.js';
-import type { ErrorDetail } from '../errors.js';
+import type { ErrorDetail } from '../lib/errors.js';
 import { nowIso } from '../lib/time.js';
 
 export type OperationState = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';

@@ -7,7 +7,8 @@ import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
-import { LabforgeError } from '../errors.js';
+import { DomainError } from '../lib/errors.js';
+import { WorkerError } from './errors.js';
 import type { Lease, Operation, OperationError, OperationStore } from './operation.store.js';
 
 export interface OperationContext<I = unknown> {
@@ -192,8 +193,7 @@ export class OperationWorker {
     try {
       if (op.cancelRequested) throw new Canceled('canceled');
       if (op.attempts > (this.opts.maxAttempts ?? 5)) {
-        throw new LabforgeError(
-          500,
+        throw new WorkerError(
           'OperationAbandoned',
           `The operation was interrupted ${op.attempts - 1} times (the server stopped while running it) and was abandoned. Retry the request; if it fails again, check the server log.`,
         );
@@ -207,7 +207,7 @@ export class OperationWorker {
         if (this.stopped) await store.release(lease).catch(() => undefined);
         return;
       }
-      if (reason instanceof Canceled || (op.cancelRequested && !(err instanceof LabforgeError))) {
+      if (reason instanceof Canceled || (op.cancelRequested && !(err instanceof DomainError))) {
         await this.db.transaction().execute(async (tx) => {
           await handler.onCancel?.(ctx, tx);
           await store.finish(
@@ -221,13 +221,13 @@ export class OperationWorker {
         return;
       }
       const error: OperationError =
-        err instanceof LabforgeError
+        err instanceof DomainError
           ? err.toJSON()
           : {
               code: 'InternalError',
               message: `The operation failed unexpectedly: ${(err as Error).message}. Retry; if it happens again, report it with the operation id ${op.id}.`,
             };
-      if (!(err instanceof LabforgeError)) console.error(`operations: ${op.kind} ${op.id} failed: ${(err as Error).stack}`);
+      if (!(err instanceof DomainError)) console.error(`operations: ${op.kind} ${op.id} failed: ${(err as Error).stack}`);
       await this.db.transaction().execute(async (tx) => {
         await handler.onFailure?.(ctx, tx, error);
         await store.finish(tx, lease, 'Failed', error, 'Failed');

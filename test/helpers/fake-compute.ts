@@ -4,7 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { type ComputeDriver, registerComputeDriver, type VmActivity, type VmCondition, type VmSpec, type VmStatus } from '../../src/compute/compute-driver.js';
-import { LabforgeError } from '../../src/errors.js';
+import { ComputeError } from '../../src/compute/errors.js';
 
 interface FakeVm {
   spec: VmSpec;
@@ -31,7 +31,7 @@ export class FakeComputeDriver implements ComputeDriver {
   }
   private need(id: string): FakeVm {
     const vm = this.vms.get(id);
-    if (!vm) throw new LabforgeError(404, 'ResourceNotFound', `There is no VM '${id}' on this host.`);
+    if (!vm) throw new ComputeError('ResourceNotFound', `There is no VM '${id}' on this host.`);
     return vm;
   }
   private view(id: string, vm: FakeVm): VmStatus {
@@ -58,11 +58,11 @@ export class FakeComputeDriver implements ComputeDriver {
         code: 'DiskMissing',
         message: `The disk file of VM ${id} is missing on this host. Reimage the VM to give it a fresh disk from its image, or delete it.`,
       };
-      throw new LabforgeError(409, 'DiskMissing', vm.error.message);
+      throw new ComputeError('DiskMissing', vm.error.message);
     }
     if (this.failStarts > 0) {
       this.failStarts--;
-      throw new LabforgeError(500, 'HostFailure', `The host could not start VM '${id}' (a failure the test asked for).`);
+      throw new ComputeError('HostFailure', `The host could not start VM '${id}' (a failure the test asked for).`);
     }
     vm.state = 'Running';
     vm.hostPort ??= 20000 + this.vms.size;

@@ -13,7 +13,6 @@ import { homedir } from 'node:os';
 import { basename, isAbsolute, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { INSTALL_ROOT } from '../../config/config.js';
-import { LabforgeError } from '../../errors.js';
 import {
   type Acceleration,
   type ComputeDriver,
@@ -23,6 +22,7 @@ import {
   type VmSpec,
   type VmStatus,
 } from '../compute-driver.js';
+import { ComputeError } from '../errors.js';
 import { AccelerationProbe, isKvmFailure, type ProbeOptions, qemuErrorText } from './accel-probe.js';
 import { OVMF_VARS, qemuArgs, type VmPaths } from './qemu-args.js';
 import { QmpClient } from './qmp.js';
@@ -105,7 +105,7 @@ export class QemuDriver implements ComputeDriver {
   }
 
   private paths(id: string): VmPaths {
-    if (!VM_ID.test(id)) throw new LabforgeError(400, 'InvalidParameter', `'${id}' is not a valid VM id.`);
+    if (!VM_ID.test(id)) throw new ComputeError('InvalidParameter', `'${id}' is not a valid VM id.`);
     const dir = join(this.vmsDir, id);
     return {
       dir,
@@ -140,8 +140,7 @@ export class QemuDriver implements ComputeDriver {
   private async accelForStart(): Promise<'kvm' | 'tcg'> {
     const verdict = await this.acceleration();
     if (this.opts.accel === 'kvm' && verdict.kvm !== 'works') {
-      throw new LabforgeError(
-        409,
+      throw new ComputeError(
         'AcceleratorFailed',
         `compute.accel is kvm, but KVM does not run guests on this host: ${verdict.reason} Set compute.accel to auto to use software emulation instead.`,
       );
@@ -192,7 +191,7 @@ export class QemuDriver implements ComputeDriver {
     const p = this.paths(spec.id);
     await mkdir(p.dir, { recursive: true });
     for (const d of [...spec.disks, ...(spec.seed ? [spec.seed] : [])]) {
-      if (!existsSync(d.path)) throw new LabforgeError(400, 'InvalidParameter', `The disk ${d.path} of VM ${spec.id} does not exist.`);
+      if (!existsSync(d.path)) throw new ComputeError('InvalidParameter', `The disk ${d.path} of VM ${spec.id} does not exist.`);
     }
     if (spec.hyperVGeneration === 'V2' && !existsSync(p.uefiVars)) await copyFile(OVMF_VARS, p.uefiVars);
     const existing = await this.load(spec.id);
@@ -229,7 +228,7 @@ export class QemuDriver implements ComputeDriver {
 
   async start(id: string): Promise<VmStatus> {
     const stored = await this.load(id);
-    if (!stored) throw new LabforgeError(404, 'ResourceNotFound', `There is no VM '${id}' on this host.`);
+    if (!stored) throw new ComputeError('ResourceNotFound', `There is no VM '${id}' on this host.`);
     if (this.livePid(id)) return (await this.status(id)) as VmStatus;
     this.busy.set(id, 'Starting');
     try {
@@ -281,10 +280,10 @@ export class QemuDriver implements ComputeDriver {
   }
 
   /** Records why a start failed (the VM then reads Failed) and returns the error to throw. */
-  private async fail(id: string, stored: Stored, failure: VmCondition): Promise<LabforgeError> {
+  private async fail(id: string, stored: Stored, failure: VmCondition): Promise<ComputeError> {
     const { run: _run, ...rest } = stored;
     await this.save(id, { ...rest, failure });
-    return new LabforgeError(failure.code === 'DiskMissing' ? 409 : 500, failure.code, failure.message);
+    return new ComputeError(failure.code, failure.message);
   }
 
   /** KVM failed a VM at its first boot: KVM is marked unusable on this host; returns what the VM's user is told. */
@@ -553,7 +552,7 @@ export function defaultAccelCacheFile(env: NodeJS.ProcessEnv = process.env): str
 
 registerComputeDriver('qemu', (options) => {
   if (typeof options.vmsDir !== 'string')
-    throw new LabforgeError(500, 'InvalidComputeDriverOptions', 'The qemu compute driver needs options.vmsDir, the folder for VM state.');
+    throw new ComputeError('InvalidComputeDriverOptions', 'The qemu compute driver needs options.vmsDir, the folder for VM state.');
   const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
   const probe = {
     ...(str(options.probeKernel) ? { kernel: str(options.probeKernel) } : {}),

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import YAML from 'yaml';
-import { LabforgeError } from '../../errors.js';
+import { ComputeError } from '../errors.js';
 
 const run = promisify(execFile);
 
@@ -93,22 +93,16 @@ export function unattend(id: SeedIdentity): string {
 /** Writes the seed image to `out`; refuses identities a guest could not use. */
 export async function buildSeed(id: SeedIdentity, out: string): Promise<void> {
   if (!HOSTNAME.test(id.hostname))
-    throw new LabforgeError(400, 'InvalidParameter', `'${id.hostname}' is not a valid host name: use letters, digits and hyphens, at most 63.`, 'hostname');
+    throw new ComputeError('InvalidParameter', `'${id.hostname}' is not a valid host name: use letters, digits and hyphens, at most 63.`, 'hostname');
   if (!USER.test(id.adminUser.name)) {
-    throw new LabforgeError(
-      400,
+    throw new ComputeError(
       'InvalidParameter',
       `'${id.adminUser.name}' is not a valid user name: start with a letter, then letters, digits, '-' or '_', at most 32.`,
       'adminUser.name',
     );
   }
   if (!id.adminUser.password && !id.adminUser.passwordHash && !id.adminUser.sshPublicKeys?.length) {
-    throw new LabforgeError(
-      400,
-      'InvalidParameter',
-      'A Generalized image needs credentials for its admin user: give a password or an SSH public key.',
-      'adminUser',
-    );
+    throw new ComputeError('InvalidParameter', 'A Generalized image needs credentials for its admin user: give a password or an SSH public key.', 'adminUser');
   }
   const dir = await mkdtemp(join(tmpdir(), 'labforge-seed-'));
   try {

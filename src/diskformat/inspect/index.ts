@@ -15,7 +15,7 @@
  * fixed VHD whose first sector is a qcow2 header)   → DiskFormatAmbiguous
  * `claimed` given and different from the detection  → DiskFormatMismatch
  *
- * Per format (all refusals are HTTP 400 LabforgeErrors, target "image"):
+ * Per format (all refusals are DiskFormatErrors, target "image"; HTTP 400):
  *   qcow2  version not 2/3                                → DiskUnsupportedVersion
  *          backing file (offset != 0, incl. "json:" names) → DiskHasBackingFile
  *          data-file incompatible bit / data-file extension → DiskHasExternalDataFile

@@ -8,9 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { LabforgeError } from '../../errors.js';
 import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions, registerBlobDriver } from '../blob-driver.js';
 import { DIRECT_ALIGN, DirectWrites } from '../direct-io.js';
+import { ImageStoreError } from '../errors.js';
 
 const TMP_PREFIX = '.tmp-';
 
@@ -314,8 +314,7 @@ export class LocalBlobDriver implements BlobDriver {
 
 registerBlobDriver('local', (options, { region }) => {
   if (typeof options.path !== 'string' || options.path === '') {
-    throw new LabforgeError(
-      500,
+    throw new ImageStoreError(
       'InvalidBlobDriverOptions',
       `Region '${region}': the local image-store driver needs options.path, the directory to keep images in.`,
     );
