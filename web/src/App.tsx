@@ -4,7 +4,11 @@ import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useEffect, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Navigate, NavLink, Route, Routes } from 'react-router';
-import { type Me, session, signOut, whoami } from './api.js';
+import { queryKeys } from './api/keys.js';
+import { signOut, whoami } from './api/session.js';
+import { session } from './api/transport.js';
+import type { Me } from './api/types.js';
+import { Toasts, toast } from './components/Toasts.js';
 import { LANGUAGES, setLanguage } from './i18n.js';
 import { AccountsPage } from './pages/Accounts.js';
 import { GalleryPage } from './pages/Gallery.js';
@@ -16,7 +20,6 @@ import { NewLabPage } from './pages/NewLab.js';
 import { OperationsPage } from './pages/Operations.js';
 import { PeoplePage } from './pages/People.js';
 import { SignInPage } from './pages/SignIn.js';
-import { Toasts } from './Toasts.js';
 
 export function App() {
   const [token, setToken] = useState(session.token);
@@ -27,7 +30,7 @@ export function App() {
 function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
   const { t, i18n } = useTranslation();
   const queries = useQueryClient();
-  const me = useQuery<Me>({ queryKey: ['whoami'], queryFn: whoami });
+  const me = useQuery<Me>({ queryKey: queryKeys.whoami, queryFn: whoami });
   useEffect(() => {
     document.documentElement.lang = i18n.language;
   }, [i18n.language]);
@@ -54,7 +57,10 @@ function SignedIn({ onSignedOut }: { onSignedOut: () => void }) {
         </nav>
         <label className="lang">
           {t('app.language')}{' '}
-          <select value={i18n.language} onChange={(e) => setLanguage(e.target.value)}>
+          <select
+            value={i18n.language}
+            onChange={(e) => void setLanguage(e.target.value).catch((err: Error) => toast(t('errors.generic', { message: err.message }), 'error'))}
+          >
             {LANGUAGES.map((l) => (
               <option key={l.code} value={l.code}>
                 {l.name}

@@ -3,21 +3,26 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { type LabPlan, listGalleries, listLabPlans, type PlanImage, planImages, setImageEnabled, setPlanGallery, subscription } from '../api.js';
+import { listGalleries } from '../api/gallery.js';
+import { queryKeys } from '../api/keys.js';
+import { listLabPlans, planImages, setImageEnabled, setPlanGallery } from '../api/lab-plans.js';
+import { subscription } from '../api/session.js';
+import type { LabPlan, PlanImage } from '../api/types.js';
+import { DataTable } from '../components/DataTable.js';
+import { QueryList } from '../components/QueryList.js';
+import { toast } from '../components/Toasts.js';
 import { named } from '../i18n.js';
-import { toast } from '../Toasts.js';
 
 export function AccountsPage() {
   const { t } = useTranslation();
-  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
-  const plans = useQuery({ queryKey: ['plans', sub.data], queryFn: () => listLabPlans(sub.data as string), enabled: Boolean(sub.data) });
+  const sub = useQuery({ queryKey: queryKeys.subscription, queryFn: subscription });
+  const plans = useQuery({ queryKey: queryKeys.labPlans.list(sub.data), queryFn: () => listLabPlans(sub.data as string), enabled: Boolean(sub.data) });
   return (
     <section aria-labelledby="accounts">
       <h1 id="accounts">{t('accounts.title')}</h1>
-      {plans.data?.length === 0 && <p className="empty">{t('accounts.empty')}</p>}
-      {plans.data?.map((p) => (
-        <PlanCard key={p.id} plan={p} sub={sub.data as string} />
-      ))}
+      <QueryList query={plans} empty={t('accounts.empty')}>
+        {(rows) => rows.map((p) => <PlanCard key={p.id} plan={p} sub={sub.data as string} />)}
+      </QueryList>
     </section>
   );
 }
@@ -25,12 +30,12 @@ export function AccountsPage() {
 function PlanCard({ plan, sub }: { plan: LabPlan; sub: string }) {
   const { t } = useTranslation();
   const queries = useQueryClient();
-  const galleries = useQuery({ queryKey: ['galleries', sub], queryFn: () => listGalleries(sub) });
-  const images = useQuery({ queryKey: ['plan-images-all', plan.id], queryFn: () => planImages(plan.id, true) });
+  const galleries = useQuery({ queryKey: queryKeys.galleries(sub), queryFn: () => listGalleries(sub) });
+  const images = useQuery({ queryKey: queryKeys.planImages.withHidden(plan.id), queryFn: () => planImages(plan.id, true) });
   const [choice, setChoice] = useState('');
   const refresh = () => {
-    void queries.invalidateQueries({ queryKey: ['plans'] });
-    void queries.invalidateQueries({ queryKey: ['plan-images-all', plan.id] });
+    void queries.invalidateQueries({ queryKey: queryKeys.labPlans.all });
+    void queries.invalidateQueries({ queryKey: queryKeys.planImages.of(plan.id) });
   };
   const attach = useMutation({
     mutationFn: (id: string | null) => setPlanGallery(plan.id, id),
@@ -42,8 +47,8 @@ function PlanCard({ plan, sub }: { plan: LabPlan; sub: string }) {
     // The switch moves at once; the list is read again when the server has answered. A read already under way
     // (after attaching a gallery, say) is cancelled first, or its older answer would move the switch back.
     onMutate: async ({ id, on }) => {
-      await queries.cancelQueries({ queryKey: ['plan-images-all', plan.id] });
-      queries.setQueryData<PlanImage[]>(['plan-images-all', plan.id], (old) =>
+      await queries.cancelQueries({ queryKey: queryKeys.planImages.withHidden(plan.id) });
+      queries.setQueryData<PlanImage[]>(queryKeys.planImages.withHidden(plan.id), (old) =>
         old?.map((i) => (i.id === id ? { ...i, properties: { ...i.properties, enabledState: on ? 'Enabled' : 'Disabled' } } : i)),
       );
     },
@@ -78,37 +83,45 @@ function PlanCard({ plan, sub }: { plan: LabPlan; sub: string }) {
         </button>
       </div>
       <h3>{t('accounts.images')}</h3>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">{t('labs.image')}</th>
-            <th scope="col">{t('accounts.enabled')}</th>
-            <th scope="col">{t('accounts.hidden')}</th>
-          </tr>
-        </thead>
-        <tbody>
-          {images.data?.map((i) => (
-            <tr key={i.id}>
-              <td>
-                {i.name} {i.properties.version} ({named(t, 'osStates', i.properties.osState)}, {t('units.gb', { n: i.properties.osDiskSizeGB ?? '?' })})
-              </td>
-              <td>
-                <label className="inline">
-                  <input
-                    type="checkbox"
-                    aria-label={`${t('accounts.enabled')}: ${i.name}`}
-                    checked={i.properties.enabledState === 'Enabled'}
-                    onChange={(e) => enable.mutate({ id: i.id, on: e.target.checked })}
-                  />
-                </label>
-              </td>
-              <td data-testid={`reasons-${i.name}`}>
-                {(i.properties.hiddenReasons ?? []).map((r) => t(`accounts.reasons.${r}`, { defaultValue: r })).join(', ') || '—'}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <QueryList query={images} frame>
+        {(rows) => (
+          <DataTable
+            rows={rows}
+            rowKey={(i) => i.id}
+            columns={[
+              {
+                key: 'image',
+                header: t('labs.image'),
+                cell: (i) => (
+                  <>
+                    {i.name} {i.properties.version} ({named(t, 'osStates', i.properties.osState)}, {t('units.gb', { n: i.properties.osDiskSizeGB ?? '?' })})
+                  </>
+                ),
+              },
+              {
+                key: 'enabled',
+                header: t('accounts.enabled'),
+                cell: (i) => (
+                  <label className="inline">
+                    <input
+                      type="checkbox"
+                      aria-label={`${t('accounts.enabled')}: ${i.name}`}
+                      checked={i.properties.enabledState === 'Enabled'}
+                      onChange={(e) => enable.mutate({ id: i.id, on: e.target.checked })}
+                    />
+                  </label>
+                ),
+              },
+              {
+                key: 'hidden',
+                header: t('accounts.hidden'),
+                testId: (i) => `reasons-${i.name}`,
+                cell: (i) => (i.properties.hiddenReasons ?? []).map((r) => t(`accounts.reasons.${r}`, { defaultValue: r })).join(', ') || '—',
+              },
+            ]}
+          />
+        )}
+      </QueryList>
     </article>
   );
 }

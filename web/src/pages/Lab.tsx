@@ -1,49 +1,38 @@
 // One lab: its template VM (start, stop, export to the gallery with progress
 // and a success message), publishing, and the student VMs.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { type FormEvent, lazy, Suspense, useCallback, useEffect, useRef, useState } from 'react';
+import { type FormEvent, useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Link, useParams } from 'react-router';
-import {
-  ApiError,
-  addLabUser,
-  follow,
-  getLab,
-  inviteLabUser,
-  type Lab,
-  type LabVm,
-  labUsers,
-  labVms,
-  runOperation,
-  saveImage,
-  setCapacity,
-  subscription,
-  VERSIONS,
-} from '../api.js';
-import { ConsoleDialog } from '../Console.js';
-import { useDialogFocus } from '../dialog.js';
+import { queryKeys } from '../api/keys.js';
+import { saveImage } from '../api/lab-plans.js';
+import { addLabUser, getLab, inviteLabUser, labIdOf, labUsers, publishLab, setCapacity } from '../api/labs.js';
+import { subscription } from '../api/session.js';
+import { ApiError, follow } from '../api/transport.js';
+import type { Lab, LabVm } from '../api/types.js';
+import { labVms, type VmAction, vmAction } from '../api/vms.js';
+import { useDialogFocus } from '../components/dialog.js';
+import { QueryList } from '../components/QueryList.js';
+import { toast } from '../components/Toasts.js';
+import { VmActions } from '../components/VmActions.js';
+import { VmReason } from '../components/VmReason.js';
 import { named } from '../i18n.js';
-import { toast } from '../Toasts.js';
-import { VmReason } from '../VmReason.js';
-
-// The screen (noVNC) is loaded when first opened: it is most of the portal's code.
-const ScreenDialog = lazy(() => import('../Screen.js').then((m) => ({ default: m.ScreenDialog })));
 
 export function LabPage() {
   const { t } = useTranslation();
   const { rg, lab: name } = useParams();
-  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
-  const labId = sub.data ? `/subscriptions/${sub.data}/resourceGroups/${rg}/providers/Microsoft.LabServices/labs/${name}` : undefined;
-  const lab = useQuery({ queryKey: ['lab', labId], queryFn: () => getLab(labId as string), enabled: Boolean(labId) });
-  const vms = useQuery({ queryKey: ['lab-vms', labId], queryFn: () => labVms(labId as string), enabled: Boolean(labId), refetchInterval: 5_000 });
+  const sub = useQuery({ queryKey: queryKeys.subscription, queryFn: subscription });
+  const labId = sub.data ? labIdOf(sub.data, rg, name) : undefined;
+  const lab = useQuery({ queryKey: queryKeys.lab(labId), queryFn: () => getLab(labId as string), enabled: Boolean(labId) });
+  const vms = useQuery({ queryKey: queryKeys.labVms.of(labId), queryFn: () => labVms(labId as string), enabled: Boolean(labId), refetchInterval: 5_000 });
   const queries = useQueryClient();
   const publish = useMutation({
-    mutationFn: () => runOperation('POST', `${labId}/publish`, VERSIONS.labServices),
+    mutationFn: () => publishLab(labId as string),
     onSuccess: (op) => {
       if (op.status === 'Succeeded') toast(t('ops.done', { what: t('lab.publish') }));
       else toast(t('ops.failed', { what: t('lab.publish'), error: op.error?.message ?? op.status }), 'error');
-      void queries.invalidateQueries({ queryKey: ['lab', labId] });
-      void queries.invalidateQueries({ queryKey: ['lab-vms', labId] });
+      void queries.invalidateQueries({ queryKey: queryKeys.lab(labId) });
+      void queries.invalidateQueries({ queryKey: queryKeys.labVms.of(labId) });
     },
     onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
   });
@@ -96,8 +85,8 @@ function Capacity({ labId, current }: { labId: string; current: number }) {
   const apply = useMutation({
     mutationFn: () => setCapacity(labId, n),
     onSuccess: () => {
-      void queries.invalidateQueries({ queryKey: ['lab', labId] });
-      void queries.invalidateQueries({ queryKey: ['lab-vms', labId] });
+      void queries.invalidateQueries({ queryKey: queryKeys.lab(labId) });
+      void queries.invalidateQueries({ queryKey: queryKeys.labVms.of(labId) });
     },
     onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
   });
@@ -122,20 +111,20 @@ function Capacity({ labId, current }: { labId: string; current: number }) {
 function Students({ lab }: { lab: Lab }) {
   const { t } = useTranslation();
   const queries = useQueryClient();
-  const users = useQuery({ queryKey: ['lab-users', lab.id], queryFn: () => labUsers(lab.id) });
+  const users = useQuery({ queryKey: queryKeys.labUsers(lab.id), queryFn: () => labUsers(lab.id) });
   const [email, setEmail] = useState('');
   const add = useMutation({
     mutationFn: () => addLabUser(lab.id, email.split('@')[0]?.replace(/[^\w.-]/g, '-') || 'student', email),
     onSuccess: () => {
       setEmail('');
-      void queries.invalidateQueries({ queryKey: ['lab-users', lab.id] });
-      void queries.invalidateQueries({ queryKey: ['lab-vms', lab.id] });
+      void queries.invalidateQueries({ queryKey: queryKeys.labUsers(lab.id) });
+      void queries.invalidateQueries({ queryKey: queryKeys.labVms.of(lab.id) });
     },
     onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
   });
   const invite = useMutation({
     mutationFn: (userId: string) => inviteLabUser(userId),
-    onSuccess: () => void queries.invalidateQueries({ queryKey: ['lab-users', lab.id] }),
+    onSuccess: () => void queries.invalidateQueries({ queryKey: queryKeys.labUsers(lab.id) }),
   });
   const code = lab.properties.securityProfile?.registrationCode;
   return (
@@ -160,18 +149,21 @@ function Students({ lab }: { lab: Lab }) {
           {t('students.add')}
         </button>
       </form>
-      {users.data?.length === 0 && <p className="empty">{t('students.empty')}</p>}
-      <ul>
-        {users.data?.map((u) => (
-          <li key={u.id}>
-            {u.properties.email} — {named(t, 'students.registrationStates', u.properties.registrationState)} /{' '}
-            {named(t, 'students.invitationStates', u.properties.invitationState)}{' '}
-            <button type="button" onClick={() => invite.mutate(u.id)}>
-              {t('students.invite')}
-            </button>
-          </li>
-        ))}
-      </ul>
+      <QueryList query={users} empty={t('students.empty')} frame>
+        {(rows) => (
+          <ul>
+            {rows.map((u) => (
+              <li key={u.id}>
+                {u.properties.email} — {named(t, 'students.registrationStates', u.properties.registrationState)} /{' '}
+                {named(t, 'students.invitationStates', u.properties.invitationState)}{' '}
+                <button type="button" onClick={() => invite.mutate(u.id)}>
+                  {t('students.invite')}
+                </button>
+              </li>
+            ))}
+          </ul>
+        )}
+      </QueryList>
     </>
   );
 }
@@ -180,17 +172,13 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
   const { t } = useTranslation();
   const queries = useQueryClient();
   const [exporting, setExporting] = useState(false);
-  const [console, setConsole] = useState(false);
   const act = useMutation({
-    mutationFn: (action: 'start' | 'stop') => runOperation('POST', `${vm.id}/${action}`, VERSIONS.labServices),
-    onSuccess: () => void queries.invalidateQueries({ queryKey: ['lab-vms'] }),
+    mutationFn: (action: VmAction) => vmAction(vm.id, action),
+    onSuccess: () => void queries.invalidateQueries({ queryKey: queryKeys.labVms.all }),
     onError: (err) => toast(t('errors.generic', { message: (err as Error).message }), 'error'),
   });
   const state = vm.properties.state;
   const exp = vm.properties.exportStatus;
-  const closeConsole = useCallback(() => setConsole(false), []);
-  const [screen, setScreen] = useState(false);
-  const closeScreen = useCallback(() => setScreen(false), []);
   return (
     <div className="card">
       <p data-testid="template-state">{t(`vm.states.${state}`, { defaultValue: state })}</p>
@@ -200,30 +188,12 @@ function TemplateCard({ lab, vm }: { lab: Lab; vm: LabVm }) {
           {t('exportDialog.running', { percent: exp.percentComplete })} <progress max={100} value={exp.percentComplete} />
         </p>
       )}
-      <div className="actions">
-        <button type="button" disabled={act.isPending || (state !== 'Stopped' && state !== 'Failed')} onClick={() => act.mutate('start')}>
-          {t('vm.start')}
-        </button>
-        <button type="button" disabled={act.isPending || (state !== 'Running' && state !== 'Failed')} onClick={() => act.mutate('stop')}>
-          {t('vm.stop')}
-        </button>
-        <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>
-          {t('console.open')}
-        </button>
-        <button type="button" disabled={state !== 'Running'} onClick={() => setScreen(true)}>
-          {t('console.screen')}
-        </button>
+      <VmActions vmId={vm.id} state={state} name={t('lab.template')} busy={act.isPending} onAction={(a) => act.mutate(a)}>
         <button type="button" onClick={() => setExporting(true)}>
           {t('lab.export')}
         </button>
-      </div>
+      </VmActions>
       {exporting && <ExportDialog lab={lab} vm={vm} onClose={() => setExporting(false)} />}
-      {console && <ConsoleDialog vmId={vm.id} name={t('lab.template')} onClose={closeConsole} />}
-      {screen && (
-        <Suspense fallback={null}>
-          <ScreenDialog vmId={vm.id} name={t('lab.template')} onClose={closeScreen} />
-        </Suspense>
-      )}
     </div>
   );
 }
@@ -256,7 +226,7 @@ function ExportDialog({ lab, vm, onClose }: { lab: Lab; vm: LabVm; onClose: () =
       const message = t('exportDialog.done', { image: r.imageId.split('/').pop(), version: r.version });
       setDone(message);
       toast(message);
-      void queries.invalidateQueries({ queryKey: ['lab-vms'] });
+      void queries.invalidateQueries({ queryKey: queryKeys.labVms.all });
     } catch (err) {
       setPercent(null);
       setError(err instanceof ApiError ? err.message : String(err));

@@ -1,47 +1,46 @@
+// Labs (lab staff): each lab with its state, image and seats, and "Create a lab".
 import { useQuery } from '@tanstack/react-query';
 import { useTranslation } from 'react-i18next';
 import { Link } from 'react-router';
-import { listLabs, subscription } from '../api.js';
+import { queryKeys } from '../api/keys.js';
+import { listLabs } from '../api/labs.js';
+import { subscription } from '../api/session.js';
+import { DataTable } from '../components/DataTable.js';
+import { QueryList } from '../components/QueryList.js';
 import { named } from '../i18n.js';
 
 export function LabsPage() {
   const { t } = useTranslation();
-  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
-  const labs = useQuery({ queryKey: ['labs', sub.data], queryFn: () => listLabs(sub.data as string), enabled: Boolean(sub.data) });
+  const sub = useQuery({ queryKey: queryKeys.subscription, queryFn: subscription });
+  const labs = useQuery({ queryKey: queryKeys.labs.list(sub.data), queryFn: () => listLabs(sub.data as string), enabled: Boolean(sub.data) });
   return (
     <section aria-labelledby="labs">
       <h1 id="labs">{t('labs.title')}</h1>
       <p>
         <Link to="/labs/new">{t('newLab.open')}</Link>
       </p>
-      {labs.isError && <p role="alert">{t('errors.generic', { message: (labs.error as Error).message })}</p>}
-      {labs.data?.length === 0 && <p className="empty">{t('labs.empty')}</p>}
-      {Boolean(labs.data?.length) && (
-        <table>
-          <thead>
-            <tr>
-              <th scope="col">{t('labs.name')}</th>
-              <th scope="col">{t('labs.state')}</th>
-              <th scope="col">{t('labs.image')}</th>
-              <th scope="col">{t('labs.seats')}</th>
-            </tr>
-          </thead>
-          <tbody>
-            {labs.data?.map((l) => (
-              <tr key={l.id}>
-                <td>
-                  <Link to={`/labs/${l.id.split('/')[4]}/${l.name}`}>{l.properties.title ?? l.name}</Link>
-                </td>
-                <td>{named(t, 'labs.states', l.properties.state)}</td>
-                <td>
-                  {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()} {l.properties.virtualMachineProfile.imageReference.exactVersion}
-                </td>
-                <td>{l.properties.virtualMachineProfile.sku.capacity}</td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      )}
+      <QueryList query={labs} empty={t('labs.empty')}>
+        {(rows) => (
+          <DataTable
+            rows={rows}
+            rowKey={(l) => l.id}
+            columns={[
+              { key: 'name', header: t('labs.name'), cell: (l) => <Link to={`/labs/${l.id.split('/')[4]}/${l.name}`}>{l.properties.title ?? l.name}</Link> },
+              { key: 'state', header: t('labs.state'), cell: (l) => named(t, 'labs.states', l.properties.state) },
+              {
+                key: 'image',
+                header: t('labs.image'),
+                cell: (l) => (
+                  <>
+                    {l.properties.virtualMachineProfile.imageReference.id.split('/').pop()} {l.properties.virtualMachineProfile.imageReference.exactVersion}
+                  </>
+                ),
+              },
+              { key: 'seats', header: t('labs.seats'), cell: (l) => l.properties.virtualMachineProfile.sku.capacity },
+            ]}
+          />
+        )}
+      </QueryList>
     </section>
   );
 }

@@ -1,15 +1,16 @@
 // "My VMs": each VM a student has, its state, start, stop, reset, hours used,
 // and how to connect.
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
-import { lazy, Suspense, useCallback, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { ApiError, labUsers, type MyVm, myVms, runOperation, subscription, VERSIONS } from '../api.js';
-import { ConsoleDialog } from '../Console.js';
-import { toast } from '../Toasts.js';
-import { VmReason } from '../VmReason.js';
-
-// The screen (noVNC) is loaded when first opened: it is most of the portal's code.
-const ScreenDialog = lazy(() => import('../Screen.js').then((m) => ({ default: m.ScreenDialog })));
+import { queryKeys } from '../api/keys.js';
+import { labUsers } from '../api/labs.js';
+import { subscription } from '../api/session.js';
+import { ApiError } from '../api/transport.js';
+import { type MyVm, myVms, type VmAction, vmAction } from '../api/vms.js';
+import { QueryList } from '../components/QueryList.js';
+import { toast } from '../components/Toasts.js';
+import { VmActions } from '../components/VmActions.js';
+import { VmReason } from '../components/VmReason.js';
 
 const hours = (d: string | undefined) => {
   const m = /^PT(?:(\d+)H)?(?:(\d+)M)?/.exec(d ?? '');
@@ -18,9 +19,9 @@ const hours = (d: string | undefined) => {
 
 export function MyVmsPage() {
   const { t } = useTranslation();
-  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
+  const sub = useQuery({ queryKey: queryKeys.subscription, queryFn: subscription });
   const vms = useQuery({
-    queryKey: ['my-vms', sub.data],
+    queryKey: queryKeys.myVms.list(sub.data),
     queryFn: () => myVms(sub.data as string),
     enabled: Boolean(sub.data),
     // States change by themselves (a guest shuts down): look again now and then.
@@ -29,13 +30,15 @@ export function MyVmsPage() {
   return (
     <section aria-labelledby="my-vms">
       <h1 id="my-vms">{t('vm.title')}</h1>
-      {vms.isError && <p role="alert">{t('errors.generic', { message: (vms.error as Error).message })}</p>}
-      {vms.data?.length === 0 && <p className="empty">{t('vm.empty')}</p>}
-      <ul className="cards">
-        {vms.data?.map((vm) => (
-          <VmCard key={vm.id} vm={vm} />
-        ))}
-      </ul>
+      <QueryList query={vms} empty={t('vm.empty')} frame>
+        {(rows) => (
+          <ul className="cards">
+            {rows.map((vm) => (
+              <VmCard key={vm.id} vm={vm} />
+            ))}
+          </ul>
+        )}
+      </QueryList>
     </section>
   );
 }
@@ -43,28 +46,25 @@ export function MyVmsPage() {
 function VmCard({ vm }: { vm: MyVm }) {
   const { t } = useTranslation();
   const queries = useQueryClient();
+  const title = vm.lab.properties.title ?? vm.lab.name;
   const act = useMutation({
-    mutationFn: (action: 'start' | 'stop' | 'reimage') => runOperation('POST', `${vm.id}/${action}`, VERSIONS.labServices),
+    mutationFn: (action: VmAction) => vmAction(vm.id, action),
     onSuccess: (op, action) => {
-      const what = `${vm.lab.properties.title ?? vm.lab.name}: ${t(`vm.${action === 'reimage' ? 'reset' : action}`)}`;
+      const what = `${title}: ${t(`vm.${action === 'reimage' ? 'reset' : action}`)}`;
       if (op.status === 'Succeeded') toast(t('ops.done', { what }));
       else toast(t('ops.failed', { what, error: op.error?.message ?? op.status }), 'error');
-      void queries.invalidateQueries({ queryKey: ['my-vms'] });
+      void queries.invalidateQueries({ queryKey: queryKeys.myVms.all });
     },
     onError: (err) => toast(t('errors.generic', { message: err instanceof ApiError ? err.message : String(err) }), 'error'),
   });
   const state = vm.properties.state;
   const c = vm.properties.connectionProfile;
   const quota = hours(vm.lab.properties.virtualMachineProfile.usageQuota);
-  const me = useQuery({ queryKey: ['lab-users', vm.lab.id], queryFn: () => labUsers(vm.lab.id) });
+  const me = useQuery({ queryKey: queryKeys.labUsers(vm.lab.id), queryFn: () => labUsers(vm.lab.id) });
   const used = hours(me.data?.[0]?.properties.totalUsage);
-  const [console, setConsole] = useState(false);
-  const closeConsole = useCallback(() => setConsole(false), []);
-  const [screen, setScreen] = useState(false);
-  const closeScreen = useCallback(() => setScreen(false), []);
   return (
-    <li className="card" aria-label={`${vm.lab.properties.title ?? vm.lab.name} ${vm.name}`}>
-      <h2>{vm.lab.properties.title ?? vm.lab.name}</h2>
+    <li className="card" aria-label={`${title} ${vm.name}`}>
+      <h2>{title}</h2>
       <dl>
         <dt>{t('vm.state')}</dt>
         <dd data-testid="vm-state">{t(`vm.states.${state}`, { defaultValue: state })}</dd>
@@ -95,35 +95,7 @@ function VmCard({ vm }: { vm: MyVm }) {
           </>
         )}
       </dl>
-      <div className="actions">
-        <button type="button" disabled={act.isPending || (state !== 'Stopped' && state !== 'Failed')} onClick={() => act.mutate('start')}>
-          {t('vm.start')}
-        </button>
-        <button type="button" disabled={act.isPending || (state !== 'Running' && state !== 'Failed')} onClick={() => act.mutate('stop')}>
-          {t('vm.stop')}
-        </button>
-        <button
-          type="button"
-          disabled={act.isPending || (state !== 'Stopped' && state !== 'Running' && state !== 'Failed')}
-          onClick={() => {
-            if (window.confirm(t('vm.resetConfirm'))) act.mutate('reimage');
-          }}
-        >
-          {t('vm.reset')}
-        </button>
-        <button type="button" disabled={state !== 'Running'} onClick={() => setConsole(true)}>
-          {t('console.open')}
-        </button>
-        <button type="button" disabled={state !== 'Running'} onClick={() => setScreen(true)}>
-          {t('console.screen')}
-        </button>
-      </div>
-      {console && <ConsoleDialog vmId={vm.id} name={vm.lab.properties.title ?? vm.lab.name} onClose={closeConsole} />}
-      {screen && (
-        <Suspense fallback={null}>
-          <ScreenDialog vmId={vm.id} name={vm.lab.properties.title ?? vm.lab.name} onClose={closeScreen} />
-        </Suspense>
-      )}
+      <VmActions vmId={vm.id} state={state} name={title} busy={act.isPending} onAction={(a) => act.mutate(a)} reset />
     </li>
   );
 }

@@ -6,7 +6,12 @@ import { useQuery } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { useNavigate } from 'react-router';
-import { ApiError, call, createLab, listLabPlans, listResourceGroups, type PlanImage, planImages, subscription, VERSIONS } from '../api.js';
+import { queryKeys } from '../api/keys.js';
+import { listLabPlans, planImages } from '../api/lab-plans.js';
+import { createLab, labIdOf, listResourceGroups, putSchedule } from '../api/labs.js';
+import { subscription } from '../api/session.js';
+import { ApiError } from '../api/transport.js';
+import type { PlanImage } from '../api/types.js';
 import { named } from '../i18n.js';
 
 const WEEK = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'];
@@ -16,9 +21,9 @@ export function NewLabPage() {
   // 2023-01-01 was a Sunday: day i of that week, named in the page's language.
   const dayName = (i: number) => new Intl.DateTimeFormat(i18n.language, { weekday: 'long' }).format(new Date(2023, 0, 1 + i));
   const navigate = useNavigate();
-  const sub = useQuery({ queryKey: ['subscription'], queryFn: subscription });
-  const plans = useQuery({ queryKey: ['plans', sub.data], queryFn: () => listLabPlans(sub.data as string), enabled: Boolean(sub.data) });
-  const groups = useQuery({ queryKey: ['groups', sub.data], queryFn: () => listResourceGroups(sub.data as string), enabled: Boolean(sub.data) });
+  const sub = useQuery({ queryKey: queryKeys.subscription, queryFn: subscription });
+  const plans = useQuery({ queryKey: queryKeys.labPlans.list(sub.data), queryFn: () => listLabPlans(sub.data as string), enabled: Boolean(sub.data) });
+  const groups = useQuery({ queryKey: queryKeys.resourceGroups(sub.data), queryFn: () => listResourceGroups(sub.data as string), enabled: Boolean(sub.data) });
   const [step, setStep] = useState(1);
   const [planId, setPlanId] = useState('');
   const [imageId, setImageId] = useState('');
@@ -43,7 +48,7 @@ export function NewLabPage() {
   const [percent, setPercent] = useState<number | null>(null);
   const [error, setError] = useState<string | null>(null);
   const plan = planId || plans.data?.[0]?.id || '';
-  const images = useQuery({ queryKey: ['plan-images', plan], queryFn: () => planImages(plan), enabled: Boolean(plan) });
+  const images = useQuery({ queryKey: queryKeys.planImages.offered(plan), queryFn: () => planImages(plan), enabled: Boolean(plan) });
   const offered = (images.data ?? []).filter((i) => i.properties.enabledState === 'Enabled');
   const image: PlanImage | undefined = offered.find((i) => i.id === imageId) ?? offered[0];
   const generalized = image?.properties.osState === 'Generalized';
@@ -57,7 +62,7 @@ export function NewLabPage() {
     setError(null);
     setPercent(0);
     const group = form.group || groups.data?.[0]?.name || '';
-    const labId = `/subscriptions/${sub.data}/resourceGroups/${group}/providers/Microsoft.LabServices/labs/${form.name}`;
+    const labId = labIdOf(sub.data, group, form.name);
     try {
       const op = await createLab(
         labId,
@@ -91,13 +96,11 @@ export function NewLabPage() {
           d.setHours(h ?? 0, m ?? 0, 0, 0);
           return d.toISOString();
         };
-        await call('PUT', `${labId}/schedules/class`, VERSIONS.labServices, {
-          properties: {
-            startAt: at(form.from),
-            stopAt: at(form.to),
-            timeZoneId: Intl.DateTimeFormat().resolvedOptions().timeZone,
-            recurrencePattern: { frequency: 'Weekly', weekDays: days, interval: 1, expirationDate: new Date(`${form.until}T23:59:59`).toISOString() },
-          },
+        await putSchedule(labId, 'class', {
+          startAt: at(form.from),
+          stopAt: at(form.to),
+          timeZoneId: Intl.DateTimeFormat().resolvedOptions().timeZone,
+          recurrencePattern: { frequency: 'Weekly', weekDays: days, interval: 1, expirationDate: new Date(`${form.until}T23:59:59`).toISOString() },
         });
       }
       navigate(`/labs/${group}/${form.name}`);

@@ -3,17 +3,22 @@
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { createPerson, listPeople, listTokens, revokeToken } from '../api.js';
+import { queryKeys } from '../api/keys.js';
+import { createPerson, listPeople, listTokens, revokeToken } from '../api/people.js';
+import type { Role } from '../api/types.js';
+import { DataTable } from '../components/DataTable.js';
+import { QueryList } from '../components/QueryList.js';
+import { toast } from '../components/Toasts.js';
 import { dateTime, named } from '../i18n.js';
-import { toast } from '../Toasts.js';
 
-const ROLES = ['admin', 'creator', 'user'] as const;
+/** The roles the form offers, in its order (each checked to be a role of the wire). */
+const ROLES = ['admin', 'creator', 'user'] as const satisfies readonly Role[];
 
 export function PeoplePage() {
   const { t, i18n } = useTranslation();
   const queries = useQueryClient();
-  const people = useQuery({ queryKey: ['people'], queryFn: listPeople });
-  const tokens = useQuery({ queryKey: ['tokens'], queryFn: listTokens });
+  const people = useQuery({ queryKey: queryKeys.people, queryFn: listPeople });
+  const tokens = useQuery({ queryKey: queryKeys.tokens, queryFn: listTokens });
   const [email, setEmail] = useState('');
   const [role, setRole] = useState('creator');
   const [invitation, setInvitation] = useState<string | null>(null);
@@ -22,7 +27,7 @@ export function PeoplePage() {
     onSuccess: (a) => {
       if (a.invitation) setInvitation(t('people.invitation', { email: a.properties.email, token: a.invitation.token }));
       setEmail('');
-      void queries.invalidateQueries({ queryKey: ['people'] });
+      void queries.invalidateQueries({ queryKey: queryKeys.people });
     },
     onError: (e) => toast(t('errors.generic', { message: (e as Error).message }), 'error'),
   });
@@ -30,7 +35,7 @@ export function PeoplePage() {
     mutationFn: (id: string) => revokeToken(id),
     onSuccess: (_r, id) => {
       toast(t('people.revoked', { name: tokens.data?.find((x) => x.name === id)?.properties.displayName ?? id }));
-      void queries.invalidateQueries({ queryKey: ['tokens'] });
+      void queries.invalidateQueries({ queryKey: queryKeys.tokens });
     },
   });
   const submit = (e: FormEvent) => {
@@ -64,55 +69,48 @@ export function PeoplePage() {
           {invitation}
         </p>
       )}
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">{t('people.email')}</th>
-            <th scope="col">{t('people.role')}</th>
-            <th scope="col">{t('people.state')}</th>
-            <th scope="col">{t('people.lastSignIn')}</th>
-          </tr>
-        </thead>
-        <tbody>
-          {people.data?.map((p) => (
-            <tr key={p.name}>
-              <td>{p.properties.email}</td>
-              <td>{named(t, 'people.roles', p.properties.role)}</td>
-              <td>{named(t, 'people.accountStates', p.properties.state)}</td>
-              <td>{p.properties.lastSignInAt ? dateTime(p.properties.lastSignInAt, i18n.language) : '—'}</td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <QueryList query={people} frame>
+        {(rows) => (
+          <DataTable
+            rows={rows}
+            rowKey={(p) => p.name}
+            columns={[
+              { key: 'email', header: t('people.email'), cell: (p) => p.properties.email },
+              { key: 'role', header: t('people.role'), cell: (p) => named(t, 'people.roles', p.properties.role) },
+              { key: 'state', header: t('people.state'), cell: (p) => named(t, 'people.accountStates', p.properties.state) },
+              {
+                key: 'lastSignIn',
+                header: t('people.lastSignIn'),
+                cell: (p) => (p.properties.lastSignInAt ? dateTime(p.properties.lastSignInAt, i18n.language) : '—'),
+              },
+            ]}
+          />
+        )}
+      </QueryList>
       <h2>{t('people.tokens')}</h2>
-      <table>
-        <thead>
-          <tr>
-            <th scope="col">{t('people.name')}</th>
-            <th scope="col">{t('people.subject')}</th>
-            <th scope="col">{t('people.role')}</th>
-            <th scope="col">{t('people.state')}</th>
-            <th scope="col" />
-          </tr>
-        </thead>
-        <tbody>
-          {tokens.data?.map((k) => (
-            <tr key={k.name}>
-              <td>{k.properties.displayName}</td>
-              <td>{k.properties.subject}</td>
-              <td>{named(t, 'people.roles', k.properties.role)}</td>
-              <td>{named(t, 'people.tokenStates', k.properties.state)}</td>
-              <td>
-                {k.properties.state === 'Active' && (
-                  <button type="button" onClick={() => revoke.mutate(k.name)}>
-                    {t('people.revoke')}
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
-        </tbody>
-      </table>
+      <QueryList query={tokens} frame>
+        {(rows) => (
+          <DataTable
+            rows={rows}
+            rowKey={(k) => k.name}
+            columns={[
+              { key: 'name', header: t('people.name'), cell: (k) => k.properties.displayName },
+              { key: 'subject', header: t('people.subject'), cell: (k) => k.properties.subject },
+              { key: 'role', header: t('people.role'), cell: (k) => named(t, 'people.roles', k.properties.role) },
+              { key: 'state', header: t('people.state'), cell: (k) => named(t, 'people.tokenStates', k.properties.state) },
+              {
+                key: 'revoke',
+                cell: (k) =>
+                  k.properties.state === 'Active' && (
+                    <button type="button" onClick={() => revoke.mutate(k.name)}>
+                      {t('people.revoke')}
+                    </button>
+                  ),
+              },
+            ]}
+          />
+        )}
+      </QueryList>
     </section>
   );
 }

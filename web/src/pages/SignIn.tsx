@@ -1,6 +1,8 @@
+// Signing in: email and password, or an API token (kept in this tab only).
 import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { ApiError, session, signIn } from '../api.js';
+import { signIn } from '../api/session.js';
+import { ApiError, session } from '../api/transport.js';
 
 export function SignInPage({ onSignedIn }: { onSignedIn: () => void }) {
   const { t } = useTranslation();

@@ -3,7 +3,7 @@
 import RFB from '@novnc/novnc';
 import { useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { consoleUrls } from './api.js';
+import { consoleUrls } from '../api/vms.js';
 
 export function ScreenDialog({ vmId, name, onClose }: { vmId: string; name: string; onClose: () => void }) {
   const { t } = useTranslation();

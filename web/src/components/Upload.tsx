@@ -5,7 +5,10 @@ import { useQueryClient } from '@tanstack/react-query';
 import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { Upload } from 'tus-js-client';
-import { ApiError, call, follow, type Gallery, type ImageDef, session, VERSIONS } from './api.js';
+import { createImageDef, createVersionFromUpload } from '../api/gallery.js';
+import { queryKeys } from '../api/keys.js';
+import { ApiError, follow, session } from '../api/transport.js';
+import type { Gallery, ImageDef } from '../api/types.js';
 import { toast } from './Toasts.js';
 
 export function UploadForm({ gallery, images }: { gallery: Gallery; images: ImageDef[] }) {
@@ -49,23 +52,17 @@ export function UploadForm({ gallery, images }: { gallery: Gallery; images: Imag
       let name = image;
       if (!name) {
         name = newName;
-        await call('PUT', `${gallery.id}/images/${name}`, VERSIONS.compute, {
-          location: gallery.location,
-          properties: { osType, osState, identifier: { publisher: 'upload', offer: name, sku: version } },
-        });
+        await createImageDef(gallery, name, { osType, osState, sku: version });
       }
       const uri = await upload(file);
-      const r = await call('PUT', `${gallery.id}/images/${name}/versions/${version}`, VERSIONS.compute, {
-        location: gallery.location,
-        properties: { storageProfile: { osDiskImage: { source: { uri: new URL(uri, location.origin).href } } } },
-      });
-      const op = await follow(r.headers.get('azure-asyncoperation') as string, (p) => setStatus(t('upload.importing', { percent: p })));
+      const operation = await createVersionFromUpload(gallery, name, version, new URL(uri, location.origin).href);
+      const op = await follow(operation, (p) => setStatus(t('upload.importing', { percent: p })));
       if (op.status !== 'Succeeded') throw new ApiError(400, op.error?.code ?? 'Failed', op.error?.message ?? op.status);
       const done = t('upload.done', { version, image: name });
       setStatus(done);
       toast(done);
-      void queries.invalidateQueries({ queryKey: ['image-defs', gallery.id] });
-      void queries.invalidateQueries({ queryKey: ['versions'] });
+      void queries.invalidateQueries({ queryKey: queryKeys.imageDefs(gallery.id) });
+      void queries.invalidateQueries({ queryKey: queryKeys.versions.all });
     } catch (err) {
       setStatus(null);
       setError(err instanceof ApiError ? err.message : (err as Error).message);

@@ -3,7 +3,7 @@
 // WebSockets). The dialog keeps the focus and closes with Escape.
 import { useEffect, useRef, useState } from 'react';
 import { useTranslation } from 'react-i18next';
-import { consoleUrls } from './api.js';
+import { consoleUrls } from '../api/vms.js';
 import { useDialogFocus } from './dialog.js';
 
 export function ConsoleDialog({ vmId, name, onClose }: { vmId: string; name: string; onClose: () => void }) {
