@@ -2,26 +2,24 @@
 // envelope, the OpenAPI document and every route family.
 import { randomUUID } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { INSTALL_ROOT } from '../config/config.js';
+import { ArmError } from '../contract/arm.js';
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
 import type { Principal } from '../services/common.js';
 import type { Services } from '../services/index.js';
-import { accountRoutes } from './accounts.routes.js';
 import { checkApiVersion } from './arm/arm.js';
-import { computeRoutes } from './compute/gallery.routes.js';
-import { vmRoutes } from './compute/vm.routes.js';
-import { coreRoutes } from './core.routes.js';
+import { computeRoutes } from './compute/index.js';
+import { coreRoutes } from './core/index.js';
 import { envelope, sendError } from './errors.js';
-import { hostRoutes } from './hosts.routes.js';
-import { labServicesRoutes } from './labservices/labservices.routes.js';
-import { resourceRoutes } from './resources/resources.routes.js';
-import { uploadRoutes } from './uploads.routes.js';
+import { labServicesRoutes } from './labservices/index.js';
+import { resourceRoutes } from './resources/index.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -45,22 +43,24 @@ export interface AppOptions {
 const API_PATH = /^\/(subscriptions|providers|uploads|consoles|openapi\.json|healthz)(\/|\?|$)/i;
 
 export async function buildApp(services: Services, opts: AppOptions = {}): Promise<App> {
-  const app = Fastify({
+  // With `https` Fastify makes an https.Server; the routes see it through node:http's types (the same request and reply).
+  const options: FastifyHttpOptions<Server> = {
     logger: opts.logger ?? false,
-    ...(opts.https ? { https: opts.https } : {}),
     routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
     bodyLimit: 4 * 1024 * 1024,
     exposeHeadRoutes: false,
     genReqId: () => randomUUID(),
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
-  } as FastifyServerOptions).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  };
+  const app: App = Fastify(opts.https ? Object.assign(options, { https: opts.https }) : options).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {
     openapi: {
       info: {
         title: 'labforge API',
         version: '0.1.0',
-        description: 'Azure-Resource-Manager-shaped API of labforge: galleries, image definitions, image versions, operations and tokens.',
+        description:
+          'Azure-Resource-Manager-shaped API of labforge: resource groups, galleries, image definitions and versions, VMs, Lab Services (lab plans, labs, their VMs, users and schedules), operations, tokens, accounts and hosts.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],
@@ -167,13 +167,14 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
 
+  // Every route declares its answers from the contract (src/contract); the error envelope is the same for all of them.
+  app.addHook('onRoute', (route) => {
+    const response = route.schema?.response as Record<string, unknown> | undefined;
+    if (response) route.schema = { ...route.schema, response: { ...response, '4xx': ArmError, '5xx': ArmError } };
+  });
   await app.register(resourceRoutes(services));
   await app.register(computeRoutes(services));
-  await app.register(coreRoutes(services));
-  await app.register(hostRoutes(services));
-  await app.register(uploadRoutes(services));
-  await app.register(vmRoutes(services));
   await app.register(labServicesRoutes(services));
-  await app.register(accountRoutes(services));
+  await app.register(coreRoutes(services));
   return app;
 }

@@ -8,7 +8,8 @@ import https from 'node:https';
 import { basename, join, resolve } from 'node:path';
 import type { HttpRequest, HttpResponse } from 'tus-js-client';
 import { DefaultHttpStack, DetailedError, Upload } from 'tus-js-client';
-import { type ApiClient, ApiError, type ArmErrorBody, connectionError } from '../client/api-client.js';
+import { type ApiClient, ApiError, connectionError } from '../client/api-client.js';
+import type { ErrorBody } from '../contract/index.js';
 import { configDir } from './config-store.js';
 import { CliError, EXIT } from './errors.js';
 
@@ -131,12 +132,12 @@ function uploadError(err: Error, endpoint: URL, name: string): Error {
     const res = err.originalResponse;
     if (res) {
       const status = res.getStatus();
-      let body: ArmErrorBody = {
+      let body: ErrorBody = {
         code: `Http${status}`,
         message: `The upload of ${name} was refused (HTTP ${status})${res.getBody() ? `: ${res.getBody().slice(0, 200)}` : '.'}`,
       };
       try {
-        const env = (JSON.parse(res.getBody()) as { error?: Partial<ArmErrorBody> }).error;
+        const env = (JSON.parse(res.getBody()) as { error?: Partial<ErrorBody> }).error;
         if (env && typeof env.message === 'string') body = { code: env.code ?? body.code, message: env.message, target: env.target, details: env.details };
       } catch {
         // Not JSON (tus answers plain text): keep the generic message.

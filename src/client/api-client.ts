@@ -1,342 +1,50 @@
-// A small typed client for the labforge HTTPS API, shared by the command-line
-// tool and (later) the web portal. It speaks JSON over node:http/node:https,
-// sends the bearer token, trusts an extra CA file, follows nextLink on list
-// calls and turns ARM error envelopes into ApiError.
+// A small typed client for the labforge HTTPS API, used by the command-line
+// tool and the image factory. It speaks JSON over node:http/node:https, sends
+// the bearer token, trusts an extra CA file, follows nextLink on list calls
+// and turns ARM error envelopes into ApiError. The shapes it sends and
+// receives, and the api-versions, are the wire contract's (src/contract).
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import { rootCertificates } from 'node:tls';
-
-export const API_VERSION = {
-  compute: '2025-03-03',
-  resources: '2021-04-01',
-  subscriptions: '2022-12-01',
-  labforge: '2026-11-01',
-  virtualMachines: '2024-07-01',
-  labServices: '2022-08-01',
-} as const;
-
-// ---- shapes returned by the server (only the fields clients rely on) ----
-
-export interface ErrorDetail {
-  code: string;
-  message: string;
-  target?: string;
-}
-
-export interface ArmErrorBody {
-  code: string;
-  message: string;
-  target?: string;
-  details?: ErrorDetail[];
-}
-
-export interface SystemData {
-  createdBy?: string;
-  createdByType?: string;
-  createdAt?: string;
-  lastModifiedBy?: string;
-  lastModifiedByType?: string;
-  lastModifiedAt?: string;
-}
-
-export interface WhoAmI {
-  subject: string;
-  role: 'admin' | 'creator' | 'user';
-  tokenId: string;
-}
-
-export interface Subscription {
-  id: string;
-  subscriptionId: string;
-  displayName: string;
-  state: string;
-}
-
-export interface Location {
-  id: string;
-  name: string;
-  displayName: string;
-  regionalDisplayName?: string;
-  metadata?: { geography?: string; geographyGroup?: string };
-}
-
-export interface ResourceGroup {
-  id: string;
-  name: string;
-  location: string;
-  tags?: Record<string, string>;
-  properties?: { provisioningState?: string };
-}
-
-export interface Gallery {
-  id: string;
-  name: string;
-  type: string;
-  location: string;
-  tags?: Record<string, string>;
-  etag?: string;
-  properties: { description?: string; identifier?: { uniqueName?: string }; provisioningState?: string };
-  systemData?: SystemData;
-}
-
-export interface GalleryInput {
-  location?: string;
-  tags?: Record<string, string>;
-  properties?: { description?: string | null };
-}
-
-export interface Range {
-  min?: number;
-  max?: number;
-}
-
-export interface ImageProperties {
-  description?: string;
-  eula?: string;
-  privacyStatementUri?: string;
-  releaseNoteUri?: string;
-  osType?: string;
-  osState?: string;
-  hyperVGeneration?: string;
-  architecture?: string;
-  endOfLifeDate?: string;
-  identifier?: { publisher?: string; offer?: string; sku?: string };
-  recommended?: { vCPUs?: Range; memory?: Range };
-  disallowed?: { diskTypes?: string[] };
-  features?: { name: string; value: string }[];
-  provisioningState?: string;
-}
-
-export interface GalleryImage {
-  id: string;
-  name: string;
-  type: string;
-  location: string;
-  tags?: Record<string, string>;
-  etag?: string;
-  properties: ImageProperties;
-  systemData?: SystemData;
-}
-
-export interface GalleryImageInput {
-  location?: string;
-  tags?: Record<string, string>;
-  properties: Omit<ImageProperties, 'provisioningState'>;
-}
-
-export interface ReplicationSummary {
-  region: string;
-  state: string;
-  details?: string;
-  progress?: number;
-}
-
-export interface ImageVersion {
-  id: string;
-  name: string;
-  type: string;
-  location: string;
-  tags?: Record<string, string>;
-  etag?: string;
-  properties: {
-    publishingProfile?: {
-      targetRegions?: { name: string; regionalReplicaCount?: number; storageAccountType?: string }[];
-      replicaCount?: number;
-      excludeFromLatest?: boolean;
-      publishedDate?: string;
-      endOfLifeDate?: string;
-      storageAccountType?: string;
-    };
-    provisioningState?: string;
-    storageProfile?: {
-      source?: { id?: string; virtualMachineId?: string };
-      osDiskImage?: { sizeInGB?: number; hostCaching?: string; source?: { uri?: string } };
-      dataDiskImages?: { lun?: number; sizeInGB?: number; hostCaching?: string; source?: { uri?: string } }[];
-    };
-    replicationStatus?: { aggregatedState: string; summary: ReplicationSummary[] };
-  };
-  systemData?: SystemData;
-}
-
-export interface TargetRegionInput {
-  name: string;
-  regionalReplicaCount?: number;
-  storageAccountType?: string;
-}
-
-export interface PublishingProfileInput {
-  targetRegions?: TargetRegionInput[];
-  replicaCount?: number;
-  excludeFromLatest?: boolean;
-  endOfLifeDate?: string | null;
-}
-
-export interface ImageVersionInput {
-  location?: string;
-  tags?: Record<string, string>;
-  properties?: {
-    publishingProfile?: PublishingProfileInput;
-    storageProfile?: {
-      source?: { id?: string; virtualMachineId?: string };
-      osDiskImage?: { hostCaching?: string; source: { uri?: string; id?: string } };
-      dataDiskImages?: { lun: number; hostCaching?: string; source: { uri?: string; id?: string } }[];
-    };
-  };
-}
-
-export type VmPowerState = 'Stopped' | 'Starting' | 'Running' | 'Stopping' | 'ResettingPassword' | 'Reimaging' | 'Redeploying' | 'Failed';
-
-export interface VirtualMachine {
-  id: string;
-  name: string;
-  location: string;
-  tags?: Record<string, string>;
-  etag?: string;
-  properties: {
-    vmId: string;
-    hardwareProfile: { vmSize: string; vmSizeProperties?: { vCPUsAvailable?: number }; memoryMiB?: number };
-    storageProfile: { imageReference: { id: string; exactVersion?: string }; osDisk?: { osType?: string } };
-    osProfile?: { computerName?: string; adminUsername?: string };
-    provisioningState: string;
-    state: VmPowerState;
-    /** Why the VM is Failed (QemuStartFailed, DiskMissing, GuestCrashed, ...), or what its user should know while it runs. */
-    statusCode?: string;
-    statusMessage?: string;
-    generalized?: boolean;
-    osState?: string;
-    connectionProfile?: { sshAuthority?: string; rdpAuthority?: string };
-  };
-  systemData?: SystemData;
-}
-
-export interface VirtualMachineInput {
-  location?: string;
-  tags?: Record<string, string>;
-  properties?: {
-    hardwareProfile?: { vmSize?: string };
-    storageProfile?: { imageReference?: { id: string } };
-    osProfile?: {
-      computerName?: string;
-      adminUsername?: string;
-      adminPassword?: string;
-      customData?: string;
-      linuxConfiguration?: { ssh?: { publicKeys?: { path?: string; keyData: string }[] } };
-    };
-  };
-}
-
-export interface ConsoleUrls {
-  expiresAt: string;
-  vncUrl: string;
-  serialUrl: string;
-}
-
-export interface LabPlan {
-  id: string;
-  name: string;
-  location: string;
-  properties: {
-    allowedRegions?: string[];
-    sharedGalleryId?: string;
-    defaultAutoShutdownProfile?: Record<string, string>;
-    defaultConnectionProfile?: Record<string, string>;
-    provisioningState?: string;
-  };
-  systemData?: SystemData;
-}
-
-export interface LabPlanImage {
-  id: string;
-  name: string;
-  properties: {
-    enabledState: 'Enabled' | 'Disabled';
-    osType?: string;
-    osState?: string;
-    version?: string;
-    availableRegions?: string[];
-    osDiskSizeGB?: number;
-    dataDiskCount?: number;
-    builtin?: boolean;
-    sharedGalleryId?: string;
-    hiddenReasons?: string[];
-  };
-}
-
-export interface Lab {
-  id: string;
-  name: string;
-  location: string;
-  properties: {
-    labPlanId?: string;
-    title?: string;
-    description?: string;
-    state?: string;
-    provisioningState?: string;
-    virtualMachineProfile: {
-      createOption?: string;
-      imageReference: { id: string; exactVersion?: string };
-      osType?: string;
-      sku: { name: string; capacity?: number };
-      usageQuota?: string;
-      adminUser?: { username: string };
-    };
-    securityProfile?: { registrationCode?: string; openAccess?: string };
-  };
-  systemData?: SystemData;
-}
-
-export interface LabInput {
-  location?: string;
-  properties: {
-    labPlanId?: string;
-    title?: string;
-    description?: string;
-    virtualMachineProfile?: {
-      createOption?: string;
-      imageReference?: { id: string };
-      sku?: { name?: string; capacity?: number };
-      usageQuota?: string;
-      adminUser?: { username: string; password?: string };
-      customData?: string;
-    };
-  };
-}
-
-export interface LabVm {
-  id: string;
-  name: string;
-  properties: {
-    state: VmPowerState;
-    provisioningState?: string;
-    vmType: 'Template' | 'User';
-    claimedByUserId?: string;
-    connectionProfile?: { sshAuthority?: string; rdpAuthority?: string; adminUsername?: string };
-    statusCode?: string;
-    statusMessage?: string;
-    exportStatus?: { status: string; percentComplete: number; message?: string; imageVersionId?: string };
-  };
-}
-
-export interface LabUser {
-  id: string;
-  name: string;
-  properties: { email: string; registrationState?: string; invitationState?: string; totalUsage?: string; additionalUsageQuota?: string };
-  registrationCode?: string;
-}
-
-export interface SessionInfo {
-  token: string;
-  expiresAt: string;
-  subject: string;
-  role: string;
-}
-
-export interface PersonAccount {
-  id: string;
-  name: string;
-  properties: { email: string; displayName?: string; role: string; state: 'Active' | 'Invited' | 'NoPassword'; createdAt: string; lastSignInAt?: string };
-}
+import {
+  type Account,
+  type AccountWithInvitation,
+  API_VERSION,
+  type ConsoleUrls,
+  type CreatedToken,
+  type ErrorBody,
+  type ErrorDetail,
+  type Gallery,
+  type GalleryImage,
+  type GalleryImageInput,
+  type GalleryInput,
+  type Host,
+  type ImageVersion,
+  type ImageVersionInput,
+  type InvitedLabUser,
+  type Lab,
+  type LabInput,
+  type LabPlan,
+  type LabPlanImage,
+  type LabPlanInput,
+  type LabUser,
+  type LabVm,
+  type Location,
+  type Operation,
+  type OperationStatus,
+  type ResourceGroup,
+  type ResourceGroupInput,
+  type SavedImage,
+  type SaveImageInput,
+  type Session,
+  type Subscription,
+  type Token,
+  type TokenInput,
+  type VirtualMachine,
+  type VirtualMachineInput,
+  type WhoAmI,
+} from '../contract/index.js';
 
 /** The answer to a write that may start a long-running operation. */
 export interface Accepted<T> {
@@ -344,80 +52,6 @@ export interface Accepted<T> {
   body: T;
   /** The Azure-AsyncOperation URL to poll, when the server started an operation. */
   operationUrl?: string;
-}
-
-export type OperationStatus = 'InProgress' | 'Succeeded' | 'Failed' | 'Canceled';
-
-export interface Operation {
-  id: string;
-  name: string;
-  status: OperationStatus;
-  startTime?: string;
-  endTime?: string;
-  percentComplete?: number;
-  error?: ArmErrorBody;
-  properties: {
-    kind?: string;
-    resourceId?: string;
-    statusMessage?: string;
-    createdBy?: string;
-    createdAt?: string;
-    attempts?: number;
-    cancelRequested?: boolean;
-  };
-}
-
-export type Role = 'admin' | 'creator' | 'user';
-
-export interface Token {
-  id: string;
-  name: string;
-  type: string;
-  properties: {
-    displayName: string;
-    subject: string;
-    role: Role;
-    createdAt: string;
-    createdBy: string;
-    expiresAt: string | null;
-    lastUsedAt: string | null;
-    revokedAt: string | null;
-    state: 'Active' | 'Expired' | 'Revoked';
-  };
-}
-
-export interface CreatedToken extends Token {
-  /** The secret; the server shows it only in this response. */
-  token: string;
-}
-
-/** How a host accelerates VMs: KVM where the probe proved it, software emulation (tcg) otherwise, and why. */
-export interface HostAcceleration {
-  accelerator: 'kvm' | 'tcg';
-  kvm: 'works' | 'missing' | 'broken' | 'unproven' | 'disabled';
-  reason: string;
-  checkedAt: string;
-  source: 'probe' | 'runtime' | 'config';
-}
-
-export interface Host {
-  id: string;
-  name: string;
-  type: string;
-  properties: {
-    state: 'Ready' | 'Unreachable';
-    stateReason?: string;
-    computeDriver: string;
-    acceleration?: HostAcceleration;
-    virtualMachines: { total: number; running: number; failed: number };
-  };
-}
-
-export interface TokenInput {
-  name: string;
-  role: Role;
-  subject?: string;
-  expiresInDays?: number;
 }
 
 // ---- errors ----
@@ -430,7 +64,7 @@ export class ApiError extends Error {
   readonly details?: ErrorDetail[];
   constructor(
     readonly status: number,
-    body: ArmErrorBody,
+    body: ErrorBody,
     readonly method: string,
     readonly url: string,
     readonly requestId?: string,
@@ -442,7 +76,7 @@ export class ApiError extends Error {
   }
 
   /** The envelope as the server sent it: `{error:{code,message,target,details}}`. */
-  toJSON(): { error: ArmErrorBody } {
+  toJSON(): { error: ErrorBody } {
     return {
       error: {
         code: this.code,
@@ -667,8 +301,8 @@ export class ApiClient {
     }
     if (res.status >= 400) {
       const requestId = typeof res.headers['x-ms-request-id'] === 'string' ? res.headers['x-ms-request-id'] : undefined;
-      const env = (body as { error?: Partial<ArmErrorBody> } | undefined)?.error;
-      const armBody: ArmErrorBody =
+      const env = (body as { error?: Partial<ErrorBody> } | undefined)?.error;
+      const armBody: ErrorBody =
         env && typeof env.message === 'string'
           ? { code: env.code ?? `Http${res.status}`, message: env.message, target: env.target, details: env.details }
           : {
@@ -730,7 +364,7 @@ export class ApiClient {
     return this.json('GET', this.groupPath(sub, rg), API_VERSION.resources);
   }
 
-  putResourceGroup(sub: string, rg: string, body: { location: string; tags?: Record<string, string> }): Promise<ResourceGroup> {
+  putResourceGroup(sub: string, rg: string, body: ResourceGroupInput): Promise<ResourceGroup> {
     return this.json('PUT', this.groupPath(sub, rg), API_VERSION.resources, body);
   }
 
@@ -897,11 +531,11 @@ export class ApiClient {
 
   // ---- people: accounts and sign-in ----
 
-  async signIn(email: string, password: string): Promise<SessionInfo> {
+  async signIn(email: string, password: string): Promise<Session> {
     return this.json('POST', '/providers/Labforge.Core/signIn', API_VERSION.labforge, { email, password });
   }
 
-  async register(body: { email: string; password: string; invitation?: string; registrationCode?: string }): Promise<SessionInfo> {
+  async register(body: { email: string; password: string; invitation?: string; registrationCode?: string }): Promise<Session> {
     return this.json('POST', '/providers/Labforge.Core/register', API_VERSION.labforge, body);
   }
 
@@ -909,14 +543,11 @@ export class ApiClient {
     await this.request('POST', '/providers/Labforge.Core/signOut', { query: { 'api-version': API_VERSION.labforge } });
   }
 
-  async listAccounts(): Promise<PersonAccount[]> {
-    return (await this.json<{ value: PersonAccount[] }>('GET', '/providers/Labforge.Core/accounts', API_VERSION.labforge)).value;
+  async listAccounts(): Promise<Account[]> {
+    return (await this.json<{ value: Account[] }>('GET', '/providers/Labforge.Core/accounts', API_VERSION.labforge)).value;
   }
 
-  putAccount(
-    email: string,
-    properties: { role?: string; displayName?: string; password?: string },
-  ): Promise<PersonAccount & { invitation?: { token: string; expiresAt: string } }> {
+  putAccount(email: string, properties: { role?: string; displayName?: string; password?: string }): Promise<AccountWithInvitation> {
     return this.json('PUT', `/providers/Labforge.Core/accounts/${seg(email)}`, API_VERSION.labforge, { properties });
   }
 
@@ -946,7 +577,7 @@ export class ApiClient {
     return (await this.ls<LabPlan>('GET', this.lsPath(sub, rg, `/labPlans/${seg(name)}`))).body;
   }
 
-  async putLabPlan(sub: string, rg: string, name: string, body: unknown, method: 'PUT' | 'PATCH' = 'PUT'): Promise<LabPlan> {
+  async putLabPlan(sub: string, rg: string, name: string, body: LabPlanInput, method: 'PUT' | 'PATCH' = 'PUT'): Promise<LabPlan> {
     return (await this.ls<LabPlan>(method, this.lsPath(sub, rg, `/labPlans/${seg(name)}`), body)).body;
   }
 
@@ -965,8 +596,8 @@ export class ApiClient {
     return (await this.ls<LabPlanImage>('PATCH', this.lsPath(sub, rg, `/labPlans/${seg(plan)}/images/${seg(image)}`), { properties: { enabledState } })).body;
   }
 
-  saveImage(sub: string, rg: string, plan: string, body: { name?: string; labVirtualMachineId: string; updateExisting?: boolean }) {
-    return this.ls<{ imageId: string; version: string }>('POST', this.lsPath(sub, rg, `/labPlans/${seg(plan)}/saveImage`), body);
+  saveImage(sub: string, rg: string, plan: string, body: SaveImageInput): Promise<Accepted<SavedImage>> {
+    return this.ls<SavedImage>('POST', this.lsPath(sub, rg, `/labPlans/${seg(plan)}/saveImage`), body);
   }
 
   listLabs(sub: string, rg?: string): Promise<Lab[]> {
@@ -1013,8 +644,8 @@ export class ApiClient {
     return (await this.ls<LabUser>('PUT', this.lsPath(sub, rg, `/labs/${seg(lab)}/users/${seg(name)}`), { properties: { email } })).body;
   }
 
-  async inviteLabUser(sub: string, rg: string, lab: string, name: string): Promise<LabUser> {
-    return (await this.ls<LabUser>('POST', this.lsPath(sub, rg, `/labs/${seg(lab)}/users/${seg(name)}/invite`), {})).body;
+  async inviteLabUser(sub: string, rg: string, lab: string, name: string): Promise<InvitedLabUser> {
+    return (await this.ls<InvitedLabUser>('POST', this.lsPath(sub, rg, `/labs/${seg(lab)}/users/${seg(name)}/invite`), {})).body;
   }
 
   // ---- operations ----

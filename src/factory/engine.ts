@@ -17,7 +17,8 @@
 // actions.
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ApiClient, ApiError, ConnectionError, type ImageVersion, type LabPlan, parseOperationRef, type VirtualMachine } from '../client/api-client.js';
+import { type ApiClient, ApiError, ConnectionError, parseOperationRef } from '../client/api-client.js';
+import type { ImageVersion, LabPlan, VirtualMachine } from '../contract/index.js';
 import { type JobOutcome, runJobs } from './jobs.js';
 import {
   appendTo,

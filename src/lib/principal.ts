@@ -1,7 +1,8 @@
 // Who is calling: every layer that records who did something speaks of a principal.
+// The roles are the wire's (src/contract/roles.ts), written once there.
+import type { Role } from '../contract/roles.js';
 
-export type Role = 'admin' | 'creator' | 'user';
-export const ROLES: readonly Role[] = ['admin', 'creator', 'user'];
+export { ROLES, type Role } from '../contract/roles.js';
 
 /** Who is calling: the token's subject and role. */
 export interface Principal {

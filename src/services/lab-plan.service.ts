@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, Db, GalleryImageTable, GalleryImageVersionTable, GalleryTable, LabPlanTable } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
-import { galleryArmId } from '../lib/arm-id.js';
+import { galleryArmId, labPlanArmId } from '../lib/arm-id.js';
 import { nowIso } from '../lib/time.js';
 import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
 import { BUILTIN_GALLERY, BUILTIN_GROUP } from './builtin-images.js';
@@ -383,6 +383,43 @@ export class LabPlanService {
         .values({ id: randomUUID(), lab_plan_id: planKey, image_id: imageKey, enabled_state: value, modified_at: nowIso(), modified_by: p.subject })
         .execute();
     }
+  }
+
+  // ---- images by the plan's names, for the API ----
+
+  private async planAndId(sub: string, rg: string, name: string): Promise<{ plan: LabPlanTable; planId: string }> {
+    const plan = await this.requirePlanRow(this.db, sub, rg, name);
+    return { plan, planId: labPlanArmId({ subscriptionId: plan.subscription_id, resourceGroup: plan.resource_group, name: plan.name }) };
+  }
+
+  /** The images a caller sees: with includeHidden (admins only) every image and why it is hidden; else the offered ones, and for creators only the enabled ones. */
+  async visibleImages(p: Principal, sub: string, rg: string, name: string, includeHidden: boolean): Promise<{ planId: string; images: LabPlanImage[] }> {
+    LabPlanService.checkIncludeHidden(p, includeHidden);
+    const { plan, planId } = await this.planAndId(sub, rg, name);
+    // Azure lists every eligible image with its enabledState; creators see only the enabled ones.
+    const images = (await this.images(plan)).filter(
+      (i) => includeHidden || (i.hiddenReasons.every((r) => r === 'Disabled') && (p.role === 'admin' || i.enabled)),
+    );
+    return { planId, images };
+  }
+
+  /** One image of a plan by the plan's names. */
+  async imageOf(sub: string, rg: string, name: string, image: string): Promise<{ planId: string; image: LabPlanImage }> {
+    const { plan, planId } = await this.planAndId(sub, rg, name);
+    return { planId, image: await this.image(plan, image) };
+  }
+
+  /** Enables or disables an image of a plan given by its names (admins only, by route). */
+  async setImageEnabled(
+    p: Principal,
+    sub: string,
+    rg: string,
+    name: string,
+    image: string,
+    state: string | undefined,
+  ): Promise<{ planId: string; image: LabPlanImage }> {
+    const { plan, planId } = await this.planAndId(sub, rg, name);
+    return { planId, image: await this.setEnabled(p, plan, image, state) };
   }
 
   /** Explains in words why an image is not offered, for refusals. */

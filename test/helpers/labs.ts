@@ -2,9 +2,9 @@
 // schedules, the portal): resource group `school`, gallery `dept` with a
 // Specialized 1 GiB image `course`, a lab plan offering it, and lab `physics`
 // made from it (no template) with two student VMs.
-import { COMPUTE, RESOURCES, type TestServer, waitForOperation } from './server.js';
+import { COMPUTE, LABSERVICES, RESOURCES, type TestServer, waitForOperation } from './server.js';
 
-export const LS = 'api-version=2022-08-01';
+export const LS = LABSERVICES;
 
 export async function publishedLab(t: TestServer, opts: { plan: string; title?: string }): Promise<{ rg: string; gallery: string; plan: string; lab: string }> {
   const op = async (r: { headers: Record<string, unknown> }) => {

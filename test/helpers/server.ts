@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../../src/config/config.js';
+import { API_VERSION, type CreatedToken } from '../../src/contract/index.js';
 import { type RunningServer, startServer } from '../../src/server.js';
 import { createPgDatabase } from './pg.js';
 
@@ -13,16 +14,27 @@ export interface TestServer {
   dataDir: string;
   adminToken: string;
   sub: string;
-  /** Sends a request with a token (the admin's unless given) and returns status, headers and parsed JSON. */
-  call(method: string, path: string, body?: unknown, opts?: { token?: string | null; headers?: Record<string, string> }): Promise<TestResponse>;
+  /**
+   * Sends a request with a token (the admin's unless given) and returns status, headers and parsed JSON.
+   * Name the body's type from the contract (`t.call<Gallery>('GET', …)`); without one the body is `Untyped`.
+   */
+  call<T = Untyped>(method: string, path: string, body?: unknown, opts?: { token?: string | null; headers?: Record<string, string> }): Promise<TestResponse<T>>;
   tokenFor(role: 'admin' | 'creator' | 'user', subject?: string): Promise<string>;
   close(): Promise<void>;
 }
 
-export interface TestResponse {
+/**
+ * The explicit opt-out of typed bodies: what `call` gives when the test names no contract type
+ * (error envelopes, malformed answers, tests written before the contract).
+ */
+// biome-ignore lint/suspicious/noExplicitAny: the one opt-out, named so that it is visible where it is used
+export type Untyped = any;
+
+/** An answer: `body` is the parsed JSON, of the contract type the caller named (src/contract). */
+export interface TestResponse<T = unknown> {
   status: number;
   headers: Record<string, string | string[] | undefined>;
-  body: any;
+  body: T;
 }
 
 export async function startTestServer(
@@ -45,7 +57,12 @@ export async function startTestServer(
   const server = await startServer(config);
   const adminToken = server.firstAdminToken as string;
   const sub = (await server.services.groups.listSubscriptions())[0]?.id as string;
-  const call: TestServer['call'] = async (method, path, body, o = {}) => {
+  const call = async <T = Untyped>(
+    method: string,
+    path: string,
+    body?: unknown,
+    o: { token?: string | null; headers?: Record<string, string> } = {},
+  ): Promise<TestResponse<T>> => {
     const token = o.token === undefined ? adminToken : o.token;
     const res = await server.app.inject({
       method: method as 'GET',
@@ -63,7 +80,7 @@ export async function startTestServer(
     } catch {
       parsed = res.body;
     }
-    return { status: res.statusCode, headers: res.headers, body: parsed };
+    return { status: res.statusCode, headers: res.headers, body: parsed as T };
   };
   return {
     server,
@@ -72,13 +89,13 @@ export async function startTestServer(
     sub,
     call,
     tokenFor: async (role, subject) => {
-      const r = await call('POST', '/providers/Labforge.Core/tokens?api-version=2026-11-01', {
+      const r = await call<CreatedToken>('POST', `/providers/Labforge.Core/tokens?${LABFORGE}`, {
         name: `${role}-${Math.random().toString(36).slice(2, 8)}`,
         role,
         subject,
       });
       if (r.status !== 201) throw new Error(`token create failed: ${JSON.stringify(r.body)}`);
-      return r.body.token as string;
+      return r.body.token;
     },
     close: async () => {
       await server.close();
@@ -88,12 +105,13 @@ export async function startTestServer(
   };
 }
 
-export const COMPUTE = 'api-version=2025-03-03';
-export const RESOURCES = 'api-version=2021-04-01';
-export const LABFORGE = 'api-version=2026-11-01';
+export const COMPUTE = `api-version=${API_VERSION.compute}`;
+export const RESOURCES = `api-version=${API_VERSION.resources}`;
+export const LABFORGE = `api-version=${API_VERSION.labforge}`;
+export const LABSERVICES = `api-version=${API_VERSION.labServices}`;
 
 /** Polls an operation URL (path + query) until it leaves InProgress, at most `ms` milliseconds. */
-export async function waitForOperation(t: TestServer, operationUrl: string, ms = 20_000): Promise<any> {
+export async function waitForOperation(t: TestServer, operationUrl: string, ms = 20_000): Promise<Untyped> {
   const u = new URL(operationUrl);
   const deadline = Date.now() + ms;
   for (;;) {

@@ -1,38 +1,20 @@
-// ARM conventions shared by every route: api-version, the error envelope,
-// systemData, ETags, paging with nextLink, and long-running-operation headers.
+// ARM conventions shared by every route: api-version, systemData, ETags,
+// paging with nextLink, long-running-operation headers, and the answers
+// without a body (the error envelope is declared for every route in app.ts).
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { API_VERSIONS, type ApiFamily } from '../../contract/api-versions.js';
+import type { Role } from '../../contract/roles.js';
+import { NoBody } from '../../contract/schema.js';
 import { badRequest } from '../../errors.js';
 import type { Operation } from '../../operations/operation.store.js';
 import type { Preconditions, ResourceMeta } from '../../services/common.js';
-
-export const API_VERSIONS = {
-  compute: ['2025-12-03', '2025-03-03', '2024-03-03', '2023-07-03', '2022-08-03', '2022-03-03', '2022-01-03', '2021-10-01', '2021-07-01'],
-  resources: ['2025-04-01', '2024-11-01', '2024-07-01', '2024-03-01', '2023-07-01', '2022-09-01', '2021-04-01', '2020-06-01', '2019-10-01'],
-  subscriptions: ['2022-12-01', '2021-01-01', '2020-01-01', '2016-06-01'],
-  labforge: ['2026-11-01'],
-  labServices: ['2022-08-01', '2023-06-07', '2021-11-15-preview', '2021-10-01-preview'],
-  virtualMachines: [
-    '2026-04-01',
-    '2026-03-01',
-    '2025-11-01',
-    '2025-04-01',
-    '2024-11-01',
-    '2024-07-01',
-    '2024-03-01',
-    '2023-09-01',
-    '2023-07-01',
-    '2023-03-01',
-    '2022-11-01',
-  ],
-} as const;
-export type ApiFamily = keyof typeof API_VERSIONS;
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     /** Which api-version list the route accepts; routes without one take no api-version. */
     apiFamily?: ApiFamily;
     /** Roles allowed to call the route; absent means any authenticated caller. */
-    roles?: readonly ('admin' | 'creator' | 'user')[];
+    roles?: readonly Role[];
     /** The route needs no token (health, OpenAPI document). */
     public?: boolean;
   }
@@ -125,24 +107,8 @@ export function lroHeaders(reply: FastifyReply, req: FastifyRequest, publicUrl: 
   reply.header('Retry-After', '1');
 }
 
-export function renderOperation(op: Operation) {
-  return {
-    id: `/subscriptions/${op.subscriptionId}/providers/Labforge.Core/operations/${op.id}`,
-    name: op.id,
-    status: op.state,
-    startTime: op.startedAt ?? op.createdAt,
-    ...(op.endedAt ? { endTime: op.endedAt } : {}),
-    percentComplete: op.percentComplete,
-    ...(op.error ? { error: op.error } : {}),
-    properties: {
-      kind: op.kind,
-      resourceId: op.targetId,
-      statusMessage: op.statusMessage,
-      createdBy: op.createdBy,
-      createdAt: op.createdAt,
-      attempts: op.attempts,
-      cancelRequested: op.cancelRequested,
-      ...(op.checkpoint.result !== undefined ? { result: op.checkpoint.result } : {}),
-    },
-  };
-}
+/** The answers of a DELETE: 200 when it deleted something, 204 when there was nothing to delete. */
+export const DELETED = { 200: NoBody('Deleted.'), 204: NoBody('It did not exist: nothing was deleted.') };
+
+/** The answer of an action that started an operation: follow Azure-AsyncOperation (or Location) to its end. */
+export const ACCEPTED = { 202: NoBody('Accepted: an operation started; follow the Azure-AsyncOperation header.') };

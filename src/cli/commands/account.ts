@@ -1,7 +1,7 @@
 // `labforge account …`: lab accounts (lab plans): create, attach or detach the
 // shared gallery, and choose which images creators may use.
 import type { Command } from 'commander';
-import type { LabPlan } from '../../client/api-client.js';
+import type { LabPlan } from '../../contract/index.js';
 import { loadContext } from '../context.js';
 import { groupOf, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';
 

@@ -1,6 +1,7 @@
 // `labforge gallery …`: create, list, show and delete image galleries.
 import type { Command } from 'commander';
-import { type ApiClient, ApiError, type Gallery } from '../../client/api-client.js';
+import { type ApiClient, ApiError } from '../../client/api-client.js';
+import type { Gallery } from '../../contract/index.js';
 import { loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { groupOf, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';

@@ -1,7 +1,7 @@
 // `labforge host …`: the hypervisor hosts VMs run on, and how each accelerates
 // them (KVM where it was proven to work, software emulation otherwise, and why).
 import type { Command } from 'commander';
-import type { Host } from '../../client/api-client.js';
+import type { Host } from '../../contract/index.js';
 import { loadContext } from '../context.js';
 import { type OutputOptions, printFields, printJson, printTable, shortTime, withOutput } from '../output.js';
 

@@ -1,7 +1,8 @@
 // `labforge image …`: image definitions (what an image is: OS, generation,
 // publisher/offer/sku) inside a gallery.
 import { type Command, InvalidArgumentError } from 'commander';
-import { ApiError, type GalleryImage, type ImageProperties, type Range } from '../../client/api-client.js';
+import { ApiError } from '../../client/api-client.js';
+import type { GalleryImage, GalleryImageInputProperties, Range } from '../../contract/index.js';
 import { loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { groupOf, type OutputOptions, printFields, printJson, printTable, say, shortTime, withOutput } from '../output.js';
@@ -102,7 +103,7 @@ export function registerImage(program: Command): void {
     const sub = await ctx.subscription();
     const vCPUs = range(opts.minVcpus, opts.maxVcpus);
     const memory = range(opts.minMemory, opts.maxMemory);
-    const properties: ImageProperties = {
+    const properties: GalleryImageInputProperties = {
       osType: opts.osType,
       osState: opts.osState,
       identifier: { publisher: opts.publisher, offer: opts.offer, sku: opts.sku },

@@ -2,7 +2,7 @@
 // template, export it to the gallery, publish student VMs, manage students.
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { Lab, LabVm } from '../../client/api-client.js';
+import type { InvitedLabUser, Lab, LabUser, LabVm } from '../../contract/index.js';
 import { type Context, loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { groupOf, type OutputOptions, printFields, printJson, printTable, printTableWithNotes, reasonText, say, shortTime, withOutput } from '../output.js';
@@ -324,10 +324,11 @@ export function registerLab(program: Command): void {
     const ctx = loadContext();
     const sub = await ctx.subscription();
     const name = opts.name ?? email.split('@')[0]?.replace(/[^\w.-]/g, '-') ?? email;
-    let u = await ctx.client.putLabUser(sub, opts.resourceGroup, labName, name, email);
+    let u: LabUser | InvitedLabUser = await ctx.client.putLabUser(sub, opts.resourceGroup, labName, name, email);
     if (opts.invite) u = await ctx.client.inviteLabUser(sub, opts.resourceGroup, labName, name);
     if (opts.output === 'json') return printJson(u);
-    say(opts, `Added ${email} to lab ${labName} as ${name}.${u.registrationCode ? ` Registration code to send them: ${u.registrationCode}` : ''}`);
+    const code = 'registrationCode' in u ? u.registrationCode : undefined;
+    say(opts, `Added ${email} to lab ${labName} as ${name}.${code ? ` Registration code to send them: ${code}` : ''}`);
   });
   scoped(user.command('list').argument('<lab>', 'lab name').description("List a lab's students with their usage")).action(
     async (labName: string, opts: Scope) => {

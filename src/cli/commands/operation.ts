@@ -1,7 +1,8 @@
 // `labforge operation …`: follow long-running work (image version creation,
 // replication) that the server runs in the background.
 import { type Command, InvalidArgumentError } from 'commander';
-import { ApiError, ConnectionError, type Operation, type OperationStatus, parseOperationRef } from '../../client/api-client.js';
+import { ApiError, ConnectionError, parseOperationRef } from '../../client/api-client.js';
+import type { Operation, OperationStatus } from '../../contract/index.js';
 import { type Context, loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { type OutputOptions, printFields, printJson, printTable, shortTime, withOutput } from '../output.js';

@@ -1,10 +1,7 @@
 // `labforge store …`: the regional image stores — verify and repair,
 // garbage collection, usage and monthly cost (admin).
 import type { Command } from 'commander';
-import type { Operation } from '../../client/api-client.js';
-// Wire types of the report bodies (type-only: the CLI loads no server code).
-import type { GcReport, VerifyReport } from '../../imagestore/maintenance.js';
-import type { UsageReport } from '../../services/store.service.js';
+import { API_VERSION, type GcReport, type Operation, type Usage, type VerifyReport } from '../../contract/index.js';
 import { loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { type OutputOptions, printJson, printTable, withOutput } from '../output.js';
@@ -14,14 +11,13 @@ interface StoreOptions extends OutputOptions {
   region?: string;
 }
 
-const API = '2026-11-01';
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(n < 2 ** 30 ? 3 : 1)} GiB`;
 
 async function runMaintenance(action: 'verify' | 'gc', opts: StoreOptions): Promise<Operation> {
   const ctx = loadContext();
   const sub = await ctx.subscription();
   const res = await ctx.client.request<Operation>('POST', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/${action}`, {
-    query: { 'api-version': API, region: opts.region },
+    query: { 'api-version': API_VERSION.labforge, region: opts.region },
   });
   const op = await waitForOperation(ctx, sub, res.body.name);
   if (op.status !== 'Succeeded') throw notSucceeded(op);
@@ -82,8 +78,8 @@ export function registerStore(program: Command): void {
   ).action(async (opts: StoreOptions) => {
     const ctx = loadContext();
     const sub = await ctx.subscription();
-    const res = await ctx.client.request<UsageReport>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, {
-      query: { 'api-version': API, region: opts.region },
+    const res = await ctx.client.request<Usage>('GET', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/usage`, {
+      query: { 'api-version': API_VERSION.labforge, region: opts.region },
     });
     const u = res.body;
     if (opts.output === 'json') return printJson(u);

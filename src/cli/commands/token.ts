@@ -1,11 +1,9 @@
 // `labforge token …`: make a token offline for automated setups, and manage
 // the API tokens of a server (admins only).
 import { type Command, InvalidArgumentError } from 'commander';
-import type { Role, Token } from '../../client/api-client.js';
+import { ROLES, type Role, type Token } from '../../contract/index.js';
 import { loadContext } from '../context.js';
 import { type OutputOptions, printJson, printTable, shortTime, withOutput } from '../output.js';
-
-const ROLES: readonly Role[] = ['admin', 'creator', 'user'];
 
 function parseRole(v: string): Role {
   const r = ROLES.find((x) => x === v.toLowerCase());

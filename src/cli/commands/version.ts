@@ -2,7 +2,8 @@
 // have been replicated to; creating one uploads its disks (resumably) first.
 import { statSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
-import { ApiError, type ImageVersion, type ImageVersionInput, type TargetRegionInput } from '../../client/api-client.js';
+import { ApiError } from '../../client/api-client.js';
+import { API_VERSION, type ImageVersion, type ImageVersionInput, type TargetRegionInput } from '../../contract/index.js';
 import { type Context, loadContext } from '../context.js';
 import { downloadTo } from '../download.js';
 import { CliError, EXIT } from '../errors.js';
@@ -283,7 +284,7 @@ export function registerVersion(program: Command): void {
     const ext = opts.format === 'raw' ? 'img' : opts.format;
     const file = opts.file ?? `${opts.image}-${name}-${opts.disk}.${ext}`;
     const path = `/subscriptions/${sub}/resourceGroups/${opts.resourceGroup}/providers/Microsoft.Compute/galleries/${opts.gallery}/images/${opts.image}/versions/${name}/export`;
-    const bytes = await downloadTo(ctx.client, path, { 'api-version': '2025-03-03', format: opts.format, disk: opts.disk, region: opts.region }, file);
+    const bytes = await downloadTo(ctx.client, path, { 'api-version': API_VERSION.compute, format: opts.format, disk: opts.disk, region: opts.region }, file);
     if (opts.output === 'json') return printJson({ file, bytes, format: opts.format });
     say(opts, `Saved ${opts.disk} disk of ${opts.image} ${name} as ${opts.format} in ${file} (${(bytes / 2 ** 20).toFixed(1)} MiB).`);
   });

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import WebSocket from 'ws';
-import type { VirtualMachine, VirtualMachineInput } from '../../client/api-client.js';
+import type { VirtualMachine, VirtualMachineInput } from '../../contract/index.js';
 import { type Context, loadContext } from '../context.js';
 import { CliError, EXIT } from '../errors.js';
 import { groupOf, type OutputOptions, printFields, printJson, printTableWithNotes, reasonText, say, shortTime, withOutput } from '../output.js';

@@ -3,18 +3,17 @@
 // the tus server handles the protocol on the raw request.
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Server } from '@tus/server';
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { forbidden, notFound } from '../errors.js';
-import type { Principal } from '../services/common.js';
-import type { Services } from '../services/index.js';
-import type { App } from './app.js';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { forbidden, notFound } from '../../errors.js';
+import type { Principal } from '../../services/common.js';
+import type { Services } from '../../services/index.js';
 
 const UPLOADERS = ['admin', 'creator'] as const;
 
-export function uploadRoutes(s: Services): FastifyPluginAsync {
-  return async (fastify) => {
-    const app = fastify as unknown as App;
+export function uploadRoutes(s: Services): FastifyPluginAsyncTypebox {
+  return async (app) => {
     const callers = new WeakMap<IncomingMessage, Principal>();
     const nodeReq = (req: unknown) => (req as { runtime?: { node?: { req: IncomingMessage } } }).runtime?.node?.req;
     const tus = new Server({
