@@ -19,6 +19,12 @@ export type Dialect = 'sqlite' | 'postgres';
 export interface Store {
   db: Kysely<Database>;
   dialect: Dialect;
+  /**
+   * A mark that changes whenever the database may have changed: a write through this process, or a commit by any
+   * other connection (SQLite's data_version). Equal marks mean identical data, so an answer computed from the
+   * database can be reused while the mark stays the same. Undefined where no such mark is cheap (PostgreSQL).
+   */
+  changeMark(): string | undefined;
   close(): Promise<void>;
 }
 
@@ -42,10 +48,16 @@ class StaticMigrations implements MigrationProvider {
  * Kysely prepares every query anew; preparing costs more than running a
  * small query. Queries are built from a fixed set of shapes, so caching the
  * prepared statements by SQL text is bounded in practice (and capped here).
+ * Kysely prepares a statement each time it runs one, so counting the writing
+ * statements prepared here (and every exec) counts every write and transaction
+ * command of this connection: with SQLite's data_version, which changes on
+ * commits of every other connection, that makes the store's change mark.
  */
-function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
+function withStatementCache(sqlite: SQLite.Database): { database: SQLite.Database; changeMark: () => string } {
   const cache = new Map<string, SQLite.Statement>();
-  return new Proxy(sqlite, {
+  let writes = 0;
+  const dataVersion = sqlite.prepare('PRAGMA data_version').pluck();
+  const database = new Proxy(sqlite, {
     get(target, prop) {
       if (prop === 'prepare') {
         return (sql: string) => {
@@ -55,17 +67,26 @@ function withStatementCache(sqlite: SQLite.Database): SQLite.Database {
             if (cache.size >= 1000) cache.clear();
             cache.set(sql, stmt);
           }
+          if (!stmt.reader) writes++;
           return stmt;
+        };
+      }
+      if (prop === 'exec') {
+        return (sql: string) => {
+          writes++;
+          return target.exec(sql);
         };
       }
       const value = Reflect.get(target, prop, target);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });
+  return { database, changeMark: () => `${dataVersion.get()}.${writes}` };
 }
 
 export async function openStore(database: Config['database']): Promise<Store> {
   let db: Kysely<Database>;
+  let changeMark: () => string | undefined = () => undefined;
   if (database.kind === 'sqlite') {
     mkdirSync(dirname(database.file), { recursive: true });
     const sqlite = new SQLite(database.file);
@@ -74,14 +95,16 @@ export async function openStore(database: Config['database']): Promise<Store> {
     sqlite.pragma('synchronous = FULL');
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 10000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    const cached = withStatementCache(sqlite);
+    changeMark = cached.changeMark;
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: cached.database }) });
   } else {
     const pool = new pg.Pool({ connectionString: database.url, max: 10 });
     // An idle connection can die (server restart, admin kill); without a listener that would crash the process.
     pool.on('error', (err) => console.error(`labforge: a PostgreSQL connection was lost and will be replaced: ${err.message}`));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   }
-  const store: Store = { db, dialect: database.kind, close: () => db.destroy() };
+  const store: Store = { db, dialect: database.kind, changeMark, close: () => db.destroy() };
   try {
     await migrate(store);
   } catch (err) {

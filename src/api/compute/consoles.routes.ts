@@ -3,6 +3,7 @@
 // WebSocket); each ticket opens the VNC proxy and the read-only serial stream once.
 import { createConnection } from 'node:net';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import websocket from '@fastify/websocket';
 import Type from 'typebox';
 import type { Services } from '../../services/index.js';
 import { followFile } from './serial-follow.js';
@@ -11,6 +12,8 @@ const TicketParams = Type.Object({ ticket: Type.String() });
 
 export function consoleRoutes(s: Services): FastifyPluginAsyncTypebox {
   return async (app) => {
+    // Registered here, not on the whole app: the plugin hooks every request of the context it is registered in.
+    await app.register(websocket, { options: { maxPayload: 1024 * 1024 } });
     app.get(
       '/consoles/:ticket/vnc',
       {

@@ -8,6 +8,8 @@ import { DELETED, page, pageQuery, preconditions } from '../arm/arm.js';
 import { renderGallery } from './render.js';
 
 export const READ = { apiFamily: 'compute', roles: ['admin', 'creator'] } as const;
+/** Reads of galleries, images and versions depend only on the database: their answers are kept until it changes (response-cache.ts). */
+export const CACHED_READ = { ...READ, cacheable: true } as const;
 export const WRITE = { apiFamily: 'compute', roles: ['admin'] } as const;
 export const GALLERIES = '/subscriptions/:sub/resourceGroups/:rg/providers/Microsoft.Compute/galleries';
 export const GalleryParams = Type.Object({ sub: Type.String(), rg: Type.String(), gallery: Type.String() });
@@ -22,7 +24,7 @@ export function galleryRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get(
       '/subscriptions/:sub/providers/Microsoft.Compute/galleries',
       {
-        config: READ,
+        config: CACHED_READ,
         schema: {
           tags: ['galleries'],
           summary: 'List galleries in a subscription',
@@ -39,7 +41,7 @@ export function galleryRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get(
       GALLERIES,
       {
-        config: READ,
+        config: CACHED_READ,
         schema: {
           tags: ['galleries'],
           summary: 'List galleries in a resource group',
@@ -55,7 +57,7 @@ export function galleryRoutes(s: Services): FastifyPluginAsyncTypebox {
     );
     app.get(
       `${GALLERIES}/:gallery`,
-      { config: READ, schema: { tags: ['galleries'], summary: 'Get a gallery', params: GalleryParams, response: { 200: Gallery } } },
+      { config: CACHED_READ, schema: { tags: ['galleries'], summary: 'Get a gallery', params: GalleryParams, response: { 200: Gallery } } },
       async (req, reply) => {
         const g = await s.galleries.getGallery(req.params.sub, req.params.rg, req.params.gallery);
         reply.header('ETag', g.etag);

@@ -4,7 +4,7 @@ import Type from 'typebox';
 import { GalleryImage, GalleryImageInput, Page } from '../../contract/index.js';
 import type { Services } from '../../services/index.js';
 import { DELETED, page, pageQuery, preconditions } from '../arm/arm.js';
-import { GALLERIES, GalleryParams, READ, WRITE } from './galleries.routes.js';
+import { CACHED_READ, GALLERIES, GalleryParams, WRITE } from './galleries.routes.js';
 import { renderImage } from './render.js';
 
 export const ImageParams = Type.Object({ sub: Type.String(), rg: Type.String(), gallery: Type.String(), image: Type.String() });
@@ -16,7 +16,7 @@ export function imageRoutes(s: Services): FastifyPluginAsyncTypebox {
 
     app.get(
       `${GALLERIES}/:gallery/images`,
-      { config: READ, schema: { tags: ['images'], summary: 'List image definitions', params: GalleryParams, response: { 200: Page(GalleryImage) } } },
+      { config: CACHED_READ, schema: { tags: ['images'], summary: 'List image definitions', params: GalleryParams, response: { 200: Page(GalleryImage) } } },
       async (req) => {
         const pq = pageQuery(req, pageSize);
         const rows = await s.galleries.listImages(req.params.sub, req.params.rg, req.params.gallery, pq.after, pq.limit + 1);
@@ -25,7 +25,7 @@ export function imageRoutes(s: Services): FastifyPluginAsyncTypebox {
     );
     app.get(
       `${GALLERIES}/:gallery/images/:image`,
-      { config: READ, schema: { tags: ['images'], summary: 'Get an image definition', params: ImageParams, response: { 200: GalleryImage } } },
+      { config: CACHED_READ, schema: { tags: ['images'], summary: 'Get an image definition', params: ImageParams, response: { 200: GalleryImage } } },
       async (req, reply) => {
         const i = await s.galleries.getImage(req.params.sub, req.params.rg, req.params.gallery, req.params.image);
         reply.header('ETag', i.etag);

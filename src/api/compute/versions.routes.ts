@@ -6,7 +6,7 @@ import Type from 'typebox';
 import { ImageVersion, ImageVersionInput, Page } from '../../contract/index.js';
 import type { Services } from '../../services/index.js';
 import { DELETED, lroHeaders, page, pageQuery, preconditions } from '../arm/arm.js';
-import { GALLERIES, READ, WRITE } from './galleries.routes.js';
+import { CACHED_READ, GALLERIES, READ, WRITE } from './galleries.routes.js';
 import { ImageParams } from './images.routes.js';
 import { renderVersion } from './render.js';
 
@@ -23,7 +23,7 @@ export function versionRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get(
       VERSIONS,
       {
-        config: READ,
+        config: CACHED_READ,
         schema: {
           tags: ['versions'],
           summary: 'List image versions ($expand=ReplicationStatus adds replication)',
@@ -49,7 +49,7 @@ export function versionRoutes(s: Services): FastifyPluginAsyncTypebox {
     app.get(
       `${VERSIONS}/:version`,
       {
-        config: READ,
+        config: CACHED_READ,
         schema: {
           tags: ['versions'],
           summary: 'Get an image version; "latest" resolves to the newest usable one',
