@@ -18,6 +18,7 @@ import { parseImageId, versionArmId, vmArmId } from '../lib/arm-id.js';
 import type { Principal } from '../lib/principal.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import { type NewVm, usageChange, type VmChange, type VmRecord, type VmRepository, vmRecordArmId } from '../repositories/vm.repository.js';
+import { osDiskOf } from './capture.service.js';
 import { checkPreconditions, checkTags, type Preconditions, type RegionCatalog } from './common.js';
 import type { GalleryService } from './gallery.service.js';
 import type { ImageVersion, ImageVersionService } from './image-version.service.js';
@@ -99,21 +100,6 @@ function statusReason(s: VmStatus | undefined): { code: string; message: string 
   if (!s) return undefined;
   if (s.state === 'Failed') return s.error ?? { code: 'Unknown', message: 'The VM failed and its host did not say why. Stop it and start it again.' };
   return s.notice;
-}
-
-/** The manifest of a VM's OS disk in the VM's region, and that region's store. */
-export async function osDiskOf(stores: Map<string, ChunkStore>, v: VmRecord): Promise<{ store: ChunkStore; disk: DiskManifest }> {
-  const store = stores.get(v.location);
-  const manifest = await store?.getManifest(v.versionKey);
-  const disk = manifest?.disks.find((d) => d.name === 'os');
-  if (!store || !disk) {
-    throw new LabforgeError(
-      409,
-      'SourceImageMissing',
-      `The image version this VM was made from (${v.exactVersion}) no longer has a replica in region '${v.location}'.`,
-    );
-  }
-  return { store, disk };
 }
 
 export class VmService {
