@@ -1,7 +1,7 @@
 // Wires the services to one metadata store.
 import { join } from 'node:path';
-import { createComputeDriver } from '../compute/compute-driver.js';
-import { type Config, computeDriverOptions } from '../config/config.js';
+import { createComputeDriver } from '../compute/drivers.js';
+import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
@@ -20,7 +20,6 @@ import { StoreService } from './store.service.js';
 import { TokenService } from './token.service.js';
 import { UploadService } from './upload.service.js';
 import { VmService } from './vm.service.js';
-import '../compute/qemu/qemu.driver.js';
 
 export interface Services {
   config: Config;
@@ -60,7 +59,7 @@ export function createServices(config: Config, store: Store): Services {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
   });
-  const driver = createComputeDriver(config.compute.driver, computeDriverOptions(config));
+  const driver = createComputeDriver(config.compute);
   const vms = new VmService(store.db, groups, galleries, versions, regions, operations, imageStores, driver, {
     ...config.compute,
     tmpDir: join(config.dataDir, 'tmp'),

@@ -9,7 +9,7 @@ import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { LabforgeError } from '../../errors.js';
-import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions, registerBlobDriver } from '../blob-driver.js';
+import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions } from '../blob-driver.js';
 import { DIRECT_ALIGN, DirectWrites } from '../direct-io.js';
 
 const TMP_PREFIX = '.tmp-';
@@ -312,7 +312,8 @@ export class LocalBlobDriver implements BlobDriver {
   }
 }
 
-registerBlobDriver('local', (options, { region }) => {
+/** The local driver from a region's imageStore.options: `path`, the directory to keep images in. */
+export function localBlobDriver(options: Record<string, unknown>, { region }: { region: string }): LocalBlobDriver {
   if (typeof options.path !== 'string' || options.path === '') {
     throw new LabforgeError(
       500,
@@ -321,4 +322,4 @@ registerBlobDriver('local', (options, { region }) => {
     );
   }
   return new LocalBlobDriver(options.path);
-});
+}
