@@ -1,8 +1,9 @@
 // Wires the services to one metadata store.
 import { join } from 'node:path';
-import { type ComputeDriver, createComputeDriver } from '../compute/compute-driver.js';
+import type { ComputeDriver } from '../compute/compute-driver.js';
+import { createComputeDriver } from '../compute/drivers.js';
 import { VmDisks } from '../compute/vm-disks.js';
-import { type Config, computeDriverOptions } from '../config/config.js';
+import type { Config } from '../config/config.js';
 import type { Store } from '../db/database.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
@@ -32,7 +33,6 @@ import { StoreService } from './store.service.js';
 import { TokenService } from './token.service.js';
 import { UploadService } from './upload.service.js';
 import { VmService } from './vm.service.js';
-import '../compute/qemu/qemu.driver.js';
 
 export interface Services {
   config: Config;
@@ -70,7 +70,7 @@ export function createServices(config: Config, store: Store): Services {
   const regions = RegionCatalog.fromConfig(config);
   const operations = new OperationStore(db, store.dialect);
   const imageStores = openRegionStores(config.regions, { packBytes: config.images.packBytes });
-  const driver = createComputeDriver(config.compute.driver, computeDriverOptions(config));
+  const driver = createComputeDriver(config.compute);
   const disks = new VmDisks(config.compute.dir, driver);
   // Repositories: the only code that queries these tables.
   const vmRecords = new VmRepository(db);

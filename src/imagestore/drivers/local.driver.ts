@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions, registerBlobDriver } from '../blob-driver.js';
+import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions } from '../blob-driver.js';
 import { DIRECT_ALIGN, DirectWrites } from '../direct-io.js';
 import { ImageStoreError } from '../errors.js';
 
@@ -312,7 +312,8 @@ export class LocalBlobDriver implements BlobDriver {
   }
 }
 
-registerBlobDriver('local', (options, { region }) => {
+/** The local driver from a region's imageStore.options: `path`, the directory to keep images in. */
+export function localBlobDriver(options: Record<string, unknown>, { region }: { region: string }): LocalBlobDriver {
   if (typeof options.path !== 'string' || options.path === '') {
     throw new ImageStoreError(
       'InvalidBlobDriverOptions',
@@ -320,4 +321,4 @@ registerBlobDriver('local', (options, { region }) => {
     );
   }
   return new LocalBlobDriver(options.path);
-});
+}
