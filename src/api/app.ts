@@ -7,7 +7,7 @@ import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import websocket from '@fastify/websocket';
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { INSTALL_ROOT } from '../config/config.js';
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
 import type { Principal } from '../services/common.js';
@@ -134,7 +134,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     if (cfg?.apiFamily) checkApiVersion(cfg.apiFamily, (req.query as Record<string, unknown>)['api-version']);
   });
 
-  app.setErrorHandler(sendError);
+  const metadata = services.config.database.kind === 'sqlite' ? services.config.database.file : 'the PostgreSQL database';
+  app.setErrorHandler((err, req, reply) => sendError(err as FastifyError, req, reply, metadata));
 
   // The web portal (built into dist/web): its files need no token; any other page path gets index.html (client-side routes).
   const webRoot = join(INSTALL_ROOT, 'dist', 'web');
