@@ -72,6 +72,8 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     sharedHashPool();
     // VMs outlive the server: find them again before anything acts on them.
     const vmsFound = await services.vms.reconcile();
+    // Nothing is being created yet: files of VMs without a record are what a crash left, and go.
+    await services.vms.removeOrphans(0);
     // Proven once per host (and cached); with compute.accel kvm, a host where KVM fails is a start-up error, not failing VMs.
     const acceleration = await services.vms.driver.acceleration();
     if (config.compute.accel === 'kvm' && acceleration.kvm !== 'works') {

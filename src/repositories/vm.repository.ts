@@ -185,6 +185,11 @@ export class VmRepository {
     return (await this.db.selectFrom('virtual_machines').selectAll().execute()).map(toVmRecord);
   }
 
+  /** The keys of every VM recorded. */
+  async keys(): Promise<Set<string>> {
+    return new Set((await this.db.selectFrom('virtual_machines').select('id').execute()).map((r) => r.id));
+  }
+
   /** Base files VMs are built on (for collecting unused bases). */
   async baseFiles(): Promise<Set<string>> {
     const rows = await this.db.selectFrom('virtual_machines').select('base_file').execute();

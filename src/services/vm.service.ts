@@ -514,6 +514,21 @@ export class VmService {
     await this.settle(db, vmKey, status, null, { provisioningState: 'Succeeded' });
   }
 
+  /**
+   * Removes what this host keeps for VMs the database does not know (a crash between deleting a VM's record and
+   * its files, or between writing a new VM's identity disk and its record): their disk folders and driver
+   * entries, for folders older than `minAgeMs` (a VM being created right now has its folder a moment before its
+   * record). A VM's driver entry goes with its folder, which outlives it (files are removed driver first).
+   */
+  async removeOrphans(minAgeMs: number): Promise<string[]> {
+    const known = await this.repo.keys();
+    const now = Date.now();
+    const orphans = (await this.disks.folders()).filter((f) => !known.has(f.key) && now - f.modifiedMs >= minAgeMs).map((f) => f.key);
+    for (const key of orphans) await this.disks.remove(key);
+    if (orphans.length) await this.collectBases();
+    return orphans;
+  }
+
   /** Removes materialised bases no VM uses any more. */
   async collectBases(): Promise<string[]> {
     return this.disks.collectBases(await this.repo.baseFiles());
