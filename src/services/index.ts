@@ -27,6 +27,7 @@ import { LabExportService } from './lab-export.service.js';
 import { LabPlanService } from './lab-plan.service.js';
 import { LabUserService } from './lab-user.service.js';
 import { LabVmService } from './lab-vm.service.js';
+import { AccessPolicy } from './policy.js';
 import { ResourceGroupService } from './resource-group.service.js';
 import { ScheduleService } from './schedule.service.js';
 import { StoreService } from './store.service.js';
@@ -97,12 +98,13 @@ export function createServices(config: Config, store: Store): Services {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
   });
-  const vms = new VmService(db, vmRecords, groups, galleries, versions, regions, operations, imageStores, driver, disks, config.compute);
+  const policy = new AccessPolicy(labRecords);
+  const vms = new VmService(db, vmRecords, groups, galleries, versions, regions, operations, imageStores, driver, disks, config.compute, policy);
   const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver);
   const hosts = new HostService(vmRecords, driver);
   const labPlans = new LabPlanService(db, groups, versions, regions);
-  const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores);
-  const labVms = new LabVmService(labs, labRecords, vms);
+  const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores, policy);
+  const labVms = new LabVmService(labs, vms, policy);
   const labUsers = new LabUserService(labs, labRecords, vms);
   const labExport = new LabExportService(labs, labRecords, labVms, labPlans, galleries, versions);
   const accounts = new AccountService(db, tokens, labUsers);

@@ -17,7 +17,7 @@ import type { Lab, LabChange, LabRecord, LabRepository, LabVmProfile } from '../
 import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
 import { checkPreconditions, checkTags, type Preconditions, type RegionCatalog, resourceMeta } from './common.js';
 import { checkAutoShutdown, checkConnectionProfile, type LabPlanImage, LabPlanService } from './lab-plan.service.js';
-import { isStaff } from './policy.js';
+import { type AccessPolicy, isStaff, parseDuration } from './policy.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 import type { VmService } from './vm.service.js';
 import { labVmHostName } from './vm-rules.js';
@@ -54,13 +54,11 @@ export interface LabInput {
   };
 }
 
-/** ISO 8601 duration (or hh:mm) to seconds. */
+/** ISO 8601 duration (or hh:mm) to seconds; a refusal naming `field` when it is not one. */
 export function durationSeconds(v: string, field: string): number {
-  const hm = /^(\d{1,4}):(\d{2})$/.exec(v);
-  if (hm) return Number(hm[1]) * 3600 + Number(hm[2]) * 60;
-  const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(v);
-  if (!m || v === 'P' || v.endsWith('T')) throw invalidParameter(`${field} must be a duration such as PT10H (10 hours) or 10:00; got '${v}'.`, field);
-  return Number(m[1] ?? 0) * 86400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Math.floor(Number(m[4] ?? 0));
+  const seconds = parseDuration(v);
+  if (seconds === undefined) throw invalidParameter(`${field} must be a duration such as PT10H (10 hours) or 10:00; got '${v}'.`, field);
+  return seconds;
 }
 
 export const secondsToDuration = (s: number) => `PT${Math.floor(s / 3600)}H${Math.floor((s % 3600) / 60)}M${s % 60}S`;
@@ -87,6 +85,7 @@ export class LabService {
     private readonly regions: RegionCatalog,
     private readonly operations: OperationStore,
     private readonly imageStores: Map<string, ChunkStore>,
+    private readonly policy: AccessPolicy,
   ) {}
 
   private notFoundError(rg: string, name: string) {
@@ -109,10 +108,7 @@ export class LabService {
 
   /** A creator changes only their own labs; admins change any. */
   checkOwner(p: Principal, l: LabRecord): void {
-    if (p.role === 'admin' || l.createdBy === p.subject) return;
-    throw forbidden(
-      `Lab '${l.name}' belongs to '${l.createdBy}'; '${p.subject}' (role ${p.role}) may look at it but not change it. Ask its creator or an admin. Nothing was changed.`,
-    );
+    this.policy.checkLabOwner(p, l);
   }
 
   async get(p: Principal, sub: string, rg: string, name: string): Promise<Lab> {
