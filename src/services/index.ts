@@ -8,8 +8,13 @@ import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
 import { OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
+import { AccountRepository } from '../repositories/account.repository.js';
 import { ConsoleTicketRepository } from '../repositories/console-ticket.repository.js';
+import { GalleryRepository } from '../repositories/gallery.repository.js';
 import { LabRepository } from '../repositories/lab.repository.js';
+import { ResourceGroupRepository } from '../repositories/resource-group.repository.js';
+import { ScheduleRepository } from '../repositories/schedule.repository.js';
+import { TokenRepository } from '../repositories/token.repository.js';
 import { VmRepository } from '../repositories/vm.repository.js';
 import { AccountService } from './account.service.js';
 import { AutoShutdownService } from './autoshutdown.service.js';
@@ -76,8 +81,13 @@ export function createServices(config: Config, store: Store): Services {
   const vmRecords = new VmRepository(db);
   const labRecords = new LabRepository(db);
   const consoleTicketRecords = new ConsoleTicketRepository(db);
+  const groupRecords = new ResourceGroupRepository(db);
+  const galleryRecords = new GalleryRepository(db);
+  const tokenRecords = new TokenRepository(db);
+  const accountRecords = new AccountRepository(db);
+  const scheduleRecords = new ScheduleRepository(db);
 
-  const groups = new ResourceGroupService(db, regions);
+  const groups = new ResourceGroupService(db, groupRecords, galleryRecords, regions);
   const galleries = new GalleryService(db, groups, regions);
   const uploads = new UploadService(config.dataDir);
   const capture = new CaptureService(vmRecords, disks, imageStores);
@@ -92,7 +102,7 @@ export function createServices(config: Config, store: Store): Services {
     capture,
     vmRecords,
   );
-  const tokens = new TokenService(db);
+  const tokens = new TokenService(tokenRecords);
   const imageStoreMaintenance = new StoreService(db, imageStores, operations, {
     pricePerGiBMonth: config.images.pricePerGiBMonth,
     gcGraceMs: config.images.gcGraceSeconds * 1000,
@@ -105,9 +115,9 @@ export function createServices(config: Config, store: Store): Services {
   const labVms = new LabVmService(labs, labRecords, vms);
   const labUsers = new LabUserService(labs, labRecords, vms);
   const labExport = new LabExportService(labs, labRecords, labVms, labPlans, galleries, versions);
-  const accounts = new AccountService(db, tokens, labUsers);
-  const schedules = new ScheduleService(db, labs, vms);
-  const autoShutdown = new AutoShutdownService(db, vms, driver);
+  const accounts = new AccountService(accountRecords, tokens, labUsers);
+  const schedules = new ScheduleService(scheduleRecords, labs, vms);
+  const autoShutdown = new AutoShutdownService(vmRecords, vms, driver);
   const labJobs = new LabJobs(labs, labRecords, labUsers, vms, capture, galleries, imageStores);
   const jobs = [...versions.handlers(), ...imageStoreMaintenance.handlers(), ...vmJobs(vms), ...labJobs.handlers()] as OperationHandler<never>[];
   return {
