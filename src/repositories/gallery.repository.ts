@@ -62,7 +62,11 @@ export interface GalleryChange {
 }
 
 /** What a new image definition is made with; it lives in its gallery's group and region. */
-export type NewGalleryImage = Omit<GalleryImageRecord, keyof ResourceMeta | 'galleryName'> & { key: string; name: string; tags: Record<string, string> };
+export type NewGalleryImage = Omit<GalleryImageRecord, keyof ResourceMeta | 'galleryName' | 'galleryKey'> & {
+  key: string;
+  name: string;
+  tags: Record<string, string>;
+};
 
 export interface GalleryImageChange {
   tags?: Record<string, string>;
