@@ -121,7 +121,7 @@ export function createServices(config: Config, store: Store): Services {
   const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores);
   const labVms = new LabVmService(labs, labRecords, vms);
   const labUsers = new LabUserService(labs, labRecords, vms);
-  const labExport = new LabExportService(labs, labRecords, labVms, labPlans, galleries, versions);
+  const labExport = new LabExportService(labs, labVms, labPlans, galleries, versions);
   const accounts = new AccountService(accountRecords, tokens, labUsers);
   const schedules = new ScheduleService(scheduleRecords, labs, vms);
   const autoShutdown = new AutoShutdownService(vmRecords, vms, driver);

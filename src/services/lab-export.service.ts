@@ -6,7 +6,6 @@ import { conflict, forbidden, invalidParameter } from '../errors.js';
 import { galleryArmId, labVmArmId, parseGalleryId, parseLabVmId } from '../lib/arm-id.js';
 import type { Principal } from '../lib/principal.js';
 import type { Operation } from '../operations/operation.store.js';
-import type { LabRepository } from '../repositories/lab.repository.js';
 import type { GalleryService } from './gallery.service.js';
 import { type ImageVersionService, parseVersionName } from './image-version.service.js';
 import type { LabService } from './lab.service.js';
@@ -17,7 +16,6 @@ import { isStaff } from './policy.js';
 export class LabExportService {
   constructor(
     private readonly labs: LabService,
-    private readonly labRecords: LabRepository,
     private readonly labVms: LabVmService,
     private readonly plans: LabPlanService,
     private readonly galleries: GalleryService,
@@ -121,7 +119,7 @@ export class LabExportService {
     const image = await this.galleries.getImage(g.subscriptionId, g.resourceGroup, g.name, imageName);
     // The educator saved it to reuse it: the plan offers it to creators at once.
     await this.plans.enable(this.plans.db, plan.key, image.key, 'Enabled', p);
-    await this.labRecords.update(this.labRecords.db, lab.key, { exportedImageKey: image.key, exportOperationId: operation?.id ?? null });
+    await this.labs.recordExport(lab.key, image.key, operation?.id ?? null);
     return {
       operation: operation as Operation,
       imageId: `${galleryArmId(g)}/images/${imageName}`,

@@ -443,4 +443,9 @@ export class LabService {
     if (!l) throw new LabforgeError(404, 'ResourceNotFound', 'The lab this operation works on was deleted.');
     return l;
   }
+
+  /** Records that the lab's template is being saved as this image definition, by this operation. */
+  async recordExport(labKey: string, exportedImageKey: string, exportOperationId: string | null): Promise<void> {
+    await this.labs.update(this.db, labKey, { exportedImageKey, exportOperationId });
+  }
 }
