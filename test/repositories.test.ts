@@ -191,8 +191,8 @@ describe.each(DIALECTS)('repositories (%s)', (dialect) => {
     expect(toLabPlan(labPlanRowOf(changed))).toEqual(changed);
 
     const imageKey = randomUUID();
-    await plans.setImageState(store.db, plan.key, imageKey, 'Enabled', BY);
-    await plans.setImageState(store.db, plan.key, imageKey, 'Disabled', BY);
+    await plans.setImageState(store.db, plan.key, imageKey, 'Enabled', BY, new Date().toISOString());
+    await plans.setImageState(store.db, plan.key, imageKey, 'Disabled', BY, new Date().toISOString());
     expect(await plans.imageStates(plan.key)).toEqual(new Map([[imageKey, 'Disabled']]));
     await plans.delete(store.db, plan.key);
     expect(await plans.byName(store.db, sub, 'Images', 'Science')).toBeUndefined();

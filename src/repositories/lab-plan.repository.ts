@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database, Db, LabPlanTable } from '../db/schema.js';
 import type { Principal } from '../lib/principal.js';
-import { nowIso } from '../lib/time.js';
 import { creationStamp, forUpdate, keyOf, modificationStamp, type ResourceMeta, resourceColumns, resourceMeta } from './common.js';
 import type { AutoShutdownProfile, ConnectionProfile } from './profiles.js';
 
@@ -136,18 +135,14 @@ export class LabPlanRepository {
   }
 
   /** Records the enabled state of an image definition for a plan. */
-  async setImageState(db: Db, planKey: string, imageKey: string, state: string, by: Principal): Promise<void> {
+  async setImageState(db: Db, planKey: string, imageKey: string, state: string, by: Principal, at: string): Promise<void> {
     const existing = await db.selectFrom('lab_plan_images').select('id').where('lab_plan_id', '=', planKey).where('image_id', '=', imageKey).executeTakeFirst();
     if (existing) {
-      await db
-        .updateTable('lab_plan_images')
-        .set({ enabled_state: state, modified_at: nowIso(), modified_by: by.subject })
-        .where('id', '=', existing.id)
-        .execute();
+      await db.updateTable('lab_plan_images').set({ enabled_state: state, modified_at: at, modified_by: by.subject }).where('id', '=', existing.id).execute();
     } else {
       await db
         .insertInto('lab_plan_images')
-        .values({ id: randomUUID(), lab_plan_id: planKey, image_id: imageKey, enabled_state: state, modified_at: nowIso(), modified_by: by.subject })
+        .values({ id: randomUUID(), lab_plan_id: planKey, image_id: imageKey, enabled_state: state, modified_at: at, modified_by: by.subject })
         .execute();
     }
   }

@@ -7,6 +7,7 @@ import type { Kysely } from 'kysely';
 import type { Database, Db, GalleryImageTable, GalleryImageVersionTable, GalleryTable, LabPlanTable } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
 import { galleryArmId } from '../lib/arm-id.js';
+import { nowIso } from '../lib/time.js';
 import { type Gallery, type GalleryImageRecord, type GalleryRepository, galleryImageRowOf, galleryRowOf } from '../repositories/gallery.repository.js';
 import { type ImageVersion, type ImageVersionRepository, imageVersionRowOf } from '../repositories/image-version.repository.js';
 import type { LabRepository } from '../repositories/lab.repository.js';
@@ -120,7 +121,7 @@ export class LabPlanService {
     return plan;
   }
 
-  /** The plan as a row, for the API's routes of a plan's images until they take the record (`get`, `imagesOf`). */
+  /** The plan as a row, for the API's routes of a plan's images until they take the record (`get`, `planImages`). */
   async requirePlanRow(db: Db, sub: string, rg: string, name: string): Promise<LabPlanTable> {
     return labPlanRowOf(await this.requirePlan(db, sub, rg, name));
   }
@@ -237,7 +238,7 @@ export class LabPlanService {
   // ---- images ----
 
   /** Every image a plan could offer: the built-in gallery's and the attached gallery's definitions, with why each is hidden. */
-  async imagesOf(plan: LabPlan): Promise<LabPlanImage[]> {
+  async planImages(plan: LabPlan): Promise<LabPlanImage[]> {
     const galleries: { g: Gallery; builtin: boolean }[] = [];
     const builtin = await this.galleryRecords.galleryByName(this.db, plan.subscriptionId, BUILTIN_GROUP, BUILTIN_GALLERY);
     if (builtin) galleries.push({ g: builtin, builtin: true });
@@ -288,8 +289,8 @@ export class LabPlanService {
   }
 
   /** One image of a plan, whatever its state (for reads and for enabling). */
-  async imageOf(plan: LabPlan, name: string): Promise<LabPlanImage> {
-    const hit = (await this.imagesOf(plan)).find((i) => i.name.toLowerCase() === name.toLowerCase());
+  async planImage(plan: LabPlan, name: string): Promise<LabPlanImage> {
+    const hit = (await this.planImages(plan)).find((i) => i.name.toLowerCase() === name.toLowerCase());
     if (!hit) {
       throw notFound(
         'ResourceNotFound',
@@ -300,30 +301,30 @@ export class LabPlanService {
   }
 
   /** Enables or disables an image for the plan's creators (admins only, by route). */
-  async setImageEnabled(p: Principal, plan: LabPlan, name: string, state: string | undefined): Promise<LabPlanImage> {
+  async setPlanImageEnabled(p: Principal, plan: LabPlan, name: string, state: string | undefined): Promise<LabPlanImage> {
     const value = pick(state, ENABLE, 'properties.enabledState', 'Disabled');
-    const img = await this.imageOf(plan, name);
+    const img = await this.planImage(plan, name);
     await this.enable(this.db, plan.key, img.imageKey, value, p);
-    return this.imageOf(plan, name);
+    return this.planImage(plan, name);
   }
 
-  /** `imagesOf` for a plan given as a row (the API's routes, until they take the record). */
+  /** `planImages` for a plan given as a row (the API's routes, until they take the record). */
   async images(plan: LabPlanTable): Promise<LabPlanImage[]> {
-    return this.imagesOf(toLabPlan(plan));
+    return this.planImages(toLabPlan(plan));
   }
 
-  /** `imageOf` for a plan given as a row (the API's routes, until they take the record). */
+  /** `planImage` for a plan given as a row (the API's routes, until they take the record). */
   async image(plan: LabPlanTable, name: string): Promise<LabPlanImage> {
-    return this.imageOf(toLabPlan(plan), name);
+    return this.planImage(toLabPlan(plan), name);
   }
 
-  /** `setImageEnabled` for a plan given as a row (the API's routes, until they take the record). */
+  /** `setPlanImageEnabled` for a plan given as a row (the API's routes, until they take the record). */
   async setEnabled(p: Principal, plan: LabPlanTable, name: string, state: string | undefined): Promise<LabPlanImage> {
-    return this.setImageEnabled(p, toLabPlan(plan), name, state);
+    return this.setPlanImageEnabled(p, toLabPlan(plan), name, state);
   }
 
   async enable(db: Db, planKey: string, imageKey: string, value: string, p: Principal): Promise<void> {
-    await this.records.setImageState(db, planKey, imageKey, value, p);
+    await this.records.setImageState(db, planKey, imageKey, value, p, nowIso());
   }
 
   /** Explains in words why an image is not offered, for refusals. */

@@ -199,7 +199,7 @@ export class LabService {
     if (allowed.length && !allowed.includes(region)) {
       throw invalidParameter(`Lab plan '${plan.name}' allows labs in ${allowed.join(', ')} only, not in '${region}'.`, 'location');
     }
-    const img = this.resolveImage(plan, await this.plans.imagesOf(plan), vp.imageReference?.id, region);
+    const img = this.resolveImage(plan, await this.plans.planImages(plan), vp.imageReference?.id, region);
     const version = img.latestVersion as NonNullable<LabPlanImage['latestVersion']>;
     const osState = img.imageRecord.osState;
     const createOption = (['TemplateVM', 'Image'] as const).find((c) => c.toLowerCase() === (vp.createOption ?? 'TemplateVM').toLowerCase());
