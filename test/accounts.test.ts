@@ -2,6 +2,7 @@
 // password; wrong passwords are rate-limited; sessions end on sign-out; a
 // student registers with their lab's registration code and sees their lab.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountRepository } from '../src/repositories/account.repository.js';
 import { AccountService } from '../src/services/account.service.js';
 import './helpers/fake-compute.js';
 import { publishedLab } from './helpers/labs.js';
@@ -82,7 +83,7 @@ describe.each(DIALECTS)('accounts and sign-in (%s)', (dialect) => {
   it('counts failed sign-ins in the database: another server process sharing it refuses the locked email too', async () => {
     await t.call('PUT', `/providers/Labforge.Core/accounts/okafor@school.edu?${LABFORGE}`, { properties: { role: 'creator' } });
     // A second server process on the same database: its own memory is empty.
-    const other = new AccountService(t.server.services.store.db, t.server.services.tokens);
+    const other = new AccountService(new AccountRepository(t.server.services.store.db), t.server.services.tokens);
     for (let i = 0; i < 5; i++) await expect(other.signIn('okafor@school.edu', 'Wrong-Horse-42', '192.0.2.7')).rejects.toMatchObject({ status: 401 });
     const locked = await signIn('okafor@school.edu', 'Wrong-Horse-42');
     expect(locked.status).toBe(429);

@@ -9,8 +9,15 @@ import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { openRegionStores } from '../imagestore/regions.js';
 import { OperationStore } from '../operations/operation.store.js';
 import type { OperationHandler } from '../operations/worker.js';
+import { AccountRepository } from '../repositories/account.repository.js';
 import { ConsoleTicketRepository } from '../repositories/console-ticket.repository.js';
+import { GalleryRepository } from '../repositories/gallery.repository.js';
+import { ImageVersionRepository } from '../repositories/image-version.repository.js';
 import { LabRepository } from '../repositories/lab.repository.js';
+import { LabPlanRepository } from '../repositories/lab-plan.repository.js';
+import { ResourceGroupRepository } from '../repositories/resource-group.repository.js';
+import { ScheduleRepository } from '../repositories/schedule.repository.js';
+import { TokenRepository } from '../repositories/token.repository.js';
 import { VmRepository } from '../repositories/vm.repository.js';
 import { AccountService } from './account.service.js';
 import { AutoShutdownService } from './autoshutdown.service.js';
@@ -21,6 +28,8 @@ import { GalleryService } from './gallery.service.js';
 import { HostService } from './host.service.js';
 import { ImageVersionService } from './image-version.service.js';
 import { LabJobs } from './jobs/lab.jobs.js';
+import { storeJobs } from './jobs/store.jobs.js';
+import { VersionJobs } from './jobs/version.jobs.js';
 import { vmJobs } from './jobs/vm.jobs.js';
 import { LabService } from './lab.service.js';
 import { LabExportService } from './lab-export.service.js';
@@ -77,41 +86,50 @@ export function createServices(config: Config, store: Store): Services {
   const vmRecords = new VmRepository(db);
   const labRecords = new LabRepository(db);
   const consoleTicketRecords = new ConsoleTicketRepository(db);
+  const groupRecords = new ResourceGroupRepository(db);
+  const galleryRecords = new GalleryRepository(db);
+  const versionRecords = new ImageVersionRepository(db);
+  const labPlanRecords = new LabPlanRepository(db);
+  const tokenRecords = new TokenRepository(db);
+  const accountRecords = new AccountRepository(db);
+  const scheduleRecords = new ScheduleRepository(db);
 
-  const groups = new ResourceGroupService(db, regions);
-  const galleries = new GalleryService(db, groups, regions);
+  const groups = new ResourceGroupService(db, groupRecords, galleryRecords, regions);
+  const galleries = new GalleryService(db, galleryRecords, versionRecords, groups, regions);
   const uploads = new UploadService(config.dataDir);
   const capture = new CaptureService(vmRecords, disks, imageStores);
+  const tmpDir = join(config.dataDir, 'tmp');
   const versions = new ImageVersionService(
     db,
+    versionRecords,
     galleries,
     regions,
     operations,
     imageStores,
     uploads,
-    { maxDiskBytes: config.images.maxDiskBytes, tmpDir: join(config.dataDir, 'tmp') },
+    { tmpDir },
     capture,
     vmRecords,
+    labRecords,
   );
-  const tokens = new TokenService(db);
-  const imageStoreMaintenance = new StoreService(db, imageStores, operations, {
-    pricePerGiBMonth: config.images.pricePerGiBMonth,
-    gcGraceMs: config.images.gcGraceSeconds * 1000,
-  });
+  const tokens = new TokenService(tokenRecords);
+  const storeSettings = { pricePerGiBMonth: config.images.pricePerGiBMonth, gcGraceMs: config.images.gcGraceSeconds * 1000 };
+  const imageStoreMaintenance = new StoreService(db, versionRecords, imageStores, operations, storeSettings);
   const policy = new AccessPolicy(labRecords);
   const vms = new VmService(db, vmRecords, groups, galleries, versions, regions, operations, imageStores, driver, disks, config.compute, policy);
   const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver);
   const hosts = new HostService(vmRecords, driver);
-  const labPlans = new LabPlanService(db, groups, versions, regions);
+  const labPlans = new LabPlanService(db, labPlanRecords, galleryRecords, versionRecords, labRecords, groups, regions);
   const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores, policy);
   const labVms = new LabVmService(labs, vms, policy);
   const labUsers = new LabUserService(labs, labRecords, vms);
-  const labExport = new LabExportService(labs, labRecords, labVms, labPlans, galleries, versions);
-  const accounts = new AccountService(db, tokens, labUsers);
-  const schedules = new ScheduleService(db, labs, vms);
-  const autoShutdown = new AutoShutdownService(db, vms, driver);
+  const labExport = new LabExportService(labs, labVms, labPlans, galleries, versions);
+  const accounts = new AccountService(accountRecords, tokens, labUsers);
+  const schedules = new ScheduleService(scheduleRecords, labs, vms);
+  const autoShutdown = new AutoShutdownService(vmRecords, vms, driver);
   const labJobs = new LabJobs(labs, labRecords, labUsers, vms, capture, galleries, imageStores);
-  const jobs = [...versions.handlers(), ...imageStoreMaintenance.handlers(), ...vmJobs(vms), ...labJobs.handlers()] as OperationHandler<never>[];
+  const versionJobs = new VersionJobs(versions, versionRecords, capture, uploads, imageStores, { maxDiskBytes: config.images.maxDiskBytes, tmpDir });
+  const jobs = [...versionJobs.handlers(), ...storeJobs(imageStores, storeSettings), ...vmJobs(vms), ...labJobs.handlers()] as OperationHandler<never>[];
   return {
     config,
     store,

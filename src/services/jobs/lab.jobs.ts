@@ -49,7 +49,7 @@ export class LabJobs {
   /** Creates student VMs for these seat numbers on the published image: disks and VM records, not booted. */
   private async addSeats(lab: LabRecord, image: string, indices: number[], ctx: OperationContext<{ labKey: string }>, base: number): Promise<void> {
     const profile = lab.vmProfile;
-    const gen = lab.sourceImageKey ? (await this.galleries.imageByKey(lab.sourceImageKey))?.hyper_v_generation : undefined;
+    const gen = lab.sourceImageKey ? (await this.galleries.imageByKey(lab.sourceImageKey))?.hyperVGeneration : undefined;
     const seats = [];
     for (const i of indices) {
       seats.push(
