@@ -265,6 +265,17 @@ export class AccountService {
     if (existing?.passwordHash) {
       throw conflict('This email already has an account with a password: sign in, then use the registration code from your account.', 'email', 'AccountExists');
     }
+    // A lab's code makes students only: it never completes an account an admin invited (whatever its role) or one
+    // with another role. Those are redeemed with their own invitation secret.
+    const invited = existing?.invitationHash !== null && existing?.invitationHash !== undefined && (existing.invitationExpiresAt ?? '') >= nowIso();
+    if (existing && (invited || existing.role !== 'user')) {
+      await this.byAddress.fail(`a:${address}`);
+      throw conflict(
+        'This email has an invitation waiting: choose your password with the invitation link or code you were sent (ask an admin for a new one if it expired), not with a lab code.',
+        'registrationCode',
+        'InvitationPending',
+      );
+    }
     const ok = await this.labUsers.registerStudent(email, input.registrationCode);
     if (!ok) {
       await this.byAddress.fail(`a:${address}`);
