@@ -3,8 +3,8 @@
 // run. Every figure is printed as a ratio against its baseline:
 //   1. import: importDisk() of a fixed VHD (cold and warm page cache) against
 //      `qemu-img convert -f vpc -O qcow2` of the same file, with the peak RSS
-//      of this process during the import; and a qcow2 input (the conversion
-//      path: qemu-img to a temporary raw file, then chunking);
+//      of this process during the import; and a qcow2 input (read block by
+//      block through a read-only qemu-nbd, no temporary copy);
 //   2. replication of a version that differs from the previous one by
 //      D = 25 block-aligned 4 MiB runs (100 MiB): replicateVersion() A→B after
 //      v1 is already in B, against a full copy of the image (cp
@@ -225,7 +225,7 @@ async function benchImport(work, files) {
   const blAlloc = qemuConvert('vpc', allocatedVhd, 'qcow2', out);
   rows.push({ input: 'fixed VHD, allocated', cache: 'warm', labforge: { ...lfAlloc, store: undefined, disk: undefined }, baseline: blAlloc });
   rmSync(allocatedVhd, { force: true });
-  log('  qcow2 (conversion path), warm: labforge importDisk');
+  log('  qcow2 (through qemu-nbd), warm: labforge importDisk');
   prepare(false);
   const lf = await labforgeImport(work, files.qcow2, join(work, 'import-store-qcow2'), 'qcow2');
   rmSync(join(work, 'import-store-qcow2'), { recursive: true, force: true });
@@ -424,7 +424,7 @@ function report(r) {
   const q = imp.find((x) => x.input === 'qcow2');
   out.push(
     `   ratio = labforge / qemu-img (lower is better). labforge's time includes fsync of every chunk and its directory; qemu-img's output is not fsynced unless the "+ fsync" column says so.` +
-      `\n   qcow2 row: importDisk converts to a temporary raw file first; qemu-img convert -f qcow2 -O raw alone takes ${fmt(q.conversionStepOnly.seconds)} s (+ ${fmt(q.conversionStepOnly.fsyncSeconds)} s fsync).` +
+      `\n   qcow2 row: importDisk reads the guest through qemu-nbd (no temporary copy); for comparison, qemu-img convert -f qcow2 -O raw alone takes ${fmt(q.conversionStepOnly.seconds)} s (+ ${fmt(q.conversionStepOnly.fsyncSeconds)} s fsync).` +
       `\n   chunks created per import: ${imp[0].labforge.stats.chunksCreated} (${fmtSize(imp[0].labforge.stats.bytesCreated)}); RSS before import ${fmt(mib(imp[0].labforge.rssBefore), 0)} MiB.`,
   );
 

@@ -1,27 +1,17 @@
-// Fault injection for crash tests (LABFORGE_FAULT_INJECTION): slows the
-// server down at chosen points so a test can kill it in the middle of work.
-// Format: comma-separated `name=value`, e.g. `step-delay-ms=1500,chunk-delay-ms=20`.
-export interface Faults {
-  /** Pause after every operation step. */
-  stepDelayMs?: number;
-  /** Pause after every chunk stored by an import or sent by a replication. */
-  chunkDelayMs?: number;
+// Fault injection for crash tests: slows the server down at chosen points so a
+// test can kill it in the middle of work. The delays come from the
+// configuration (LABFORGE_FAULT_INJECTION, parsed and checked in config/); the
+// server sets them for its process when it starts, and there are none otherwise.
+import type { FaultInjection } from './config/config.js';
+
+let active: FaultInjection = {};
+
+/** Sets the delays of this process (the server does, from its configuration, when it starts). */
+export function setFaults(faults: FaultInjection): void {
+  active = { ...faults };
 }
 
-export function parseFaults(text: string | undefined): Faults {
-  const out: Faults = {};
-  for (const part of (text ?? '').split(',')) {
-    const [k, v] = part.split('=');
-    const n = Number(v);
-    if (!Number.isFinite(n)) continue;
-    if (k?.trim() === 'step-delay-ms') out.stepDelayMs = n;
-    if (k?.trim() === 'chunk-delay-ms') out.chunkDelayMs = n;
-  }
-  return out;
-}
-
-export const faults: Faults = parseFaults(process.env.LABFORGE_FAULT_INJECTION);
-
+/** The pause after every chunk stored by an import or sent by a replication (none unless configured). */
 export async function chunkFault(): Promise<void> {
-  if (faults.chunkDelayMs) await new Promise((r) => setTimeout(r, faults.chunkDelayMs));
+  if (active.chunkDelayMs) await new Promise((r) => setTimeout(r, active.chunkDelayMs));
 }

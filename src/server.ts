@@ -6,7 +6,8 @@ import { type App, buildApp } from './api/app.js';
 import type { Acceleration } from './compute/compute-driver.js';
 import { type Config, ConfigError } from './config/config.js';
 import { openStore, type Store } from './db/database.js';
-import { parseFaults } from './faults.js';
+import { setFaults } from './faults.js';
+import { setDirectIo } from './imagestore/direct-io.js';
 import { sharedHashPool } from './imagestore/hash-pool.js';
 import { OperationWorker } from './operations/worker.js';
 import { type BuiltinResult, registerBuiltinImages } from './services/builtin-images.js';
@@ -40,10 +41,10 @@ export async function bootstrap(services: Services, presetAdminToken?: string): 
   return token;
 }
 
-export function createWorker(services: Services, env: NodeJS.ProcessEnv = process.env): OperationWorker {
+export function createWorker(services: Services): OperationWorker {
   const worker = new OperationWorker(services.store.db, services.operations, {
     ...services.config.operations,
-    stepDelayMs: parseFaults(env.LABFORGE_FAULT_INJECTION).stepDelayMs,
+    stepDelayMs: services.config.faults.stepDelayMs,
   });
   for (const h of services.jobs) worker.register(h);
   return worker;
@@ -51,6 +52,9 @@ export function createWorker(services: Services, env: NodeJS.ProcessEnv = proces
 
 export async function startServer(config: Config, opts: { logger?: boolean } = {}): Promise<RunningServer> {
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  // Process-wide switches of the lower layers, from the configuration (crash-test delays; direct I/O, on unless turned off).
+  setFaults(config.faults);
+  setDirectIo(config.images.directIo);
   let store: Store | undefined;
   try {
     store = await openStore(config.database);
@@ -68,6 +72,8 @@ export async function startServer(config: Config, opts: { logger?: boolean } = {
     sharedHashPool();
     // VMs outlive the server: find them again before anything acts on them.
     const vmsFound = await services.vms.reconcile();
+    // Nothing is being created yet: files of VMs without a record are what a crash left, and go.
+    await services.vms.removeOrphans(0);
     // Proven once per host (and cached); with compute.accel kvm, a host where KVM fails is a start-up error, not failing VMs.
     const acceleration = await services.vms.driver.acceleration();
     if (config.compute.accel === 'kvm' && acceleration.kvm !== 'works') {

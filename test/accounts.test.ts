@@ -2,6 +2,7 @@
 // password; wrong passwords are rate-limited; sessions end on sign-out; a
 // student registers with their lab's registration code and sees their lab.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AccountRepository } from '../src/repositories/account.repository.js';
 import { AccountService } from '../src/services/account.service.js';
 import './helpers/fake-compute.js';
 import { publishedLab } from './helpers/labs.js';
@@ -82,7 +83,7 @@ describe.each(DIALECTS)('accounts and sign-in (%s)', (dialect) => {
   it('counts failed sign-ins in the database: another server process sharing it refuses the locked email too', async () => {
     await t.call('PUT', `/providers/Labforge.Core/accounts/okafor@school.edu?${LABFORGE}`, { properties: { role: 'creator' } });
     // A second server process on the same database: its own memory is empty.
-    const other = new AccountService(t.server.services.store.db, t.server.services.tokens);
+    const other = new AccountService(new AccountRepository(t.server.services.store.db), t.server.services.tokens);
     for (let i = 0; i < 5; i++) await expect(other.signIn('okafor@school.edu', 'Wrong-Horse-42', '192.0.2.7')).rejects.toMatchObject({ status: 401 });
     const locked = await signIn('okafor@school.edu', 'Wrong-Horse-42');
     expect(locked.status).toBe(429);
@@ -122,5 +123,30 @@ describe.each(DIALECTS)('accounts and sign-in (%s)', (dialect) => {
       'lee@school.edu',
       'rivera@school.edu',
     ]);
+  });
+
+  it("never lets a lab's registration code take over an invited account: the invitation alone redeems it", async () => {
+    // The lab of the test before, opened to anyone with its code.
+    const lab = `/subscriptions/${t.sub}/resourceGroups/school/providers/Microsoft.LabServices/labs/physics`;
+    await t.call('PATCH', `${lab}?${LS}`, { properties: { securityProfile: { openAccess: 'Enabled' } } });
+    const code = (await t.call('GET', `${lab}?${LS}`)).body.properties.securityProfile.registrationCode as string;
+    for (const role of ['admin', 'creator', 'user'] as const) {
+      const email = `invited-${role}@school.edu`;
+      const created = await t.call('PUT', `/providers/Labforge.Core/accounts/${email}?${LABFORGE}`, { properties: { role } });
+      expect(created.status).toBe(201);
+      const invitation = created.body.invitation.token as string;
+      // Someone who knows the open lab's code and the invited email gets nothing.
+      const taken = await register({ email, registrationCode: code, password: 'Attacker-Pass-42' });
+      expect(taken.status, role).toBe(409);
+      expect(taken.body.error.code).toBe('InvitationPending');
+      expect(taken.body.token).toBeUndefined();
+      expect((await signIn(email, 'Attacker-Pass-42')).status).toBe(401);
+      const account = (await t.call('GET', `/providers/Labforge.Core/accounts/${email}?${LABFORGE}`)).body;
+      expect(account.properties).toMatchObject({ role, state: 'Invited' });
+      // The invitation's own secret still works, and gives the role it was issued for.
+      const mine = await register({ email, invitation, password: 'Invited-Pass-42' });
+      expect(mine.status, JSON.stringify(mine.body)).toBe(200);
+      expect(mine.body.role).toBe(role);
+    }
   });
 });

@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createBlobDriver } from '../src/imagestore/blob-driver.js';
+import { createBlobDriver } from '../src/imagestore/drivers/index.js';
 import { LocalBlobDriver } from '../src/imagestore/drivers/local.driver.js';
 import { runBlobDriverConformance } from './helpers/blob-driver-conformance.js';
 

@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config/config.js';
+import { createComputeDriver } from '../src/compute/drivers.js';
+import { fakeDriver } from '../src/compute/fake/fake.driver.js';
+import { QemuDriver } from '../src/compute/qemu/qemu.driver.js';
+import { ConfigError, loadConfig, parseFaultInjection } from '../src/config/config.js';
 
 const dirs: string[] = [];
 const tempDir = () => {
@@ -81,6 +84,102 @@ describe('configuration', () => {
     expect(named.compute.connectHost).toBe('vm.school.example');
     expect(() => loadConfig({ env: { LABFORGE_DATA_DIR: dir, LABFORGE_FORWARD_ADDRESS: 'everywhere' } })).toThrow(
       /"everywhere" is not an IPv4 address: use 127\.0\.0\.1 .* 0\.0\.0\.0 for every network interface/,
+    );
+  });
+
+  it('checks every environment variable, naming it, saying what is wrong and what to use', () => {
+    const dir = tempDir();
+    const load = (env: Record<string, string>) => loadConfig({ env: { LABFORGE_DATA_DIR: dir, ...env } });
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ LABFORGE_LEASE_SECONDS: 'soon' }, /LABFORGE_LEASE_SECONDS "soon" is not valid: give a number of seconds from 1 to 3600/],
+      [{ LABFORGE_LEASE_SECONDS: '0' }, /LABFORGE_LEASE_SECONDS "0" is not valid/],
+      [{ LABFORGE_LEASE_SECONDS: '7200' }, /LABFORGE_LEASE_SECONDS "7200" is not valid/],
+      [{ LABFORGE_TLS: 'maybe' }, /LABFORGE_TLS "maybe" is not valid: use 1 \(or on, true, yes\) .* 0 \(or off, false, no\)/],
+      [{ LABFORGE_BUILTIN_IMAGES: 'some' }, /LABFORGE_BUILTIN_IMAGES "some" is not valid: use 1 .* to turn the built-in images on/],
+      [{ LABFORGE_DIRECT_IO: 'fast' }, /LABFORGE_DIRECT_IO "fast" is not valid/],
+      [{ LABFORGE_PUBLIC_URL: 'labs.school.example' }, /LABFORGE_PUBLIC_URL "labs.school.example" is not valid: give the http\(s\) address/],
+      [{ LABFORGE_PUBLIC_URL: 'ftp://labs.school.example' }, /LABFORGE_PUBLIC_URL "ftp:\/\/labs.school.example" is not valid/],
+      [
+        { LABFORGE_CONNECT_HOST: 'https://vm.school.example' },
+        /LABFORGE_CONNECT_HOST\) "https:\/\/vm.school.example" is not a host name or IP address: .* without a scheme or port/,
+      ],
+      [{ LABFORGE_CONNECT_HOST: 'vm.school.example:22' }, /is not a host name or IP address/],
+      [
+        { LABFORGE_FAULT_INJECTION: 'step-delay=5' },
+        /LABFORGE_FAULT_INJECTION "step-delay=5" is not valid at "step-delay=5": give comma-separated name=milliseconds pairs/,
+      ],
+      [{ LABFORGE_FAULT_INJECTION: 'chunk-delay-ms=fast' }, /LABFORGE_FAULT_INJECTION .* step-delay-ms and chunk-delay-ms/],
+      [{ LABFORGE_ACCEL: 'fast' }, /LABFORGE_ACCEL "fast" is not valid: use auto/],
+      [{ LABFORGE_PACK_SIZE_MIB: '0.5' }, /LABFORGE_PACK_SIZE_MIB "0.5" is not valid/],
+    ];
+    for (const [env, message] of refused) {
+      expect(() => load(env), JSON.stringify(env)).toThrow(ConfigError);
+      expect(() => load(env), JSON.stringify(env)).toThrow(message);
+    }
+    // The lease was Number(text) before: a typo became NaN and went unnoticed.
+    expect(load({ LABFORGE_LEASE_SECONDS: '2' }).operations.leaseSeconds).toBe(2);
+    expect(load({}).operations.leaseSeconds).toBe(30);
+    expect(load({ LABFORGE_TLS: 'off' }).tls.enabled).toBe(false);
+    expect(load({ LABFORGE_TLS: '1' }).tls.enabled).toBe(true);
+    expect(load({ LABFORGE_BUILTIN_IMAGES: 'none' }).compute.builtinImages).toEqual([]);
+    expect(load({ LABFORGE_BUILTIN_IMAGES: 'on' }).compute.builtinImages.map((b) => b.name)).toEqual(['labforge-test-guest']);
+    expect([load({}).images.directIo, load({ LABFORGE_DIRECT_IO: '0' }).images.directIo]).toEqual([true, false]);
+    expect(load({ LABFORGE_CONNECT_HOST: '192.0.2.7' }).compute.connectHost).toBe('192.0.2.7');
+    expect(load({ LABFORGE_PUBLIC_URL: 'https://labs.school.example' }).publicUrl).toBe('https://labs.school.example');
+  });
+
+  it('counts an empty variable as unset', () => {
+    const dir = tempDir();
+    const c = loadConfig({
+      env: {
+        LABFORGE_DATA_DIR: dir,
+        LABFORGE_LISTEN: '',
+        LABFORGE_LEASE_SECONDS: '',
+        LABFORGE_PACK_SIZE_MIB: '',
+        LABFORGE_ACCEL: '',
+        LABFORGE_TLS: '',
+        LABFORGE_ADMIN_TOKEN: '',
+        LABFORGE_CONFIG: '',
+        LABFORGE_COMPUTE_DRIVER: '',
+      },
+    });
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect([c.operations.leaseSeconds, c.images.packBytes, c.compute.accel, c.tls.enabled, c.adminToken, c.compute.driver]).toEqual([
+      30,
+      32 * 2 ** 20,
+      'auto',
+      true,
+      undefined,
+      'qemu',
+    ]);
+  });
+
+  it('reads the crash-test delays (LABFORGE_FAULT_INJECTION): none unless set', () => {
+    const dir = tempDir();
+    expect(loadConfig({ env: { LABFORGE_DATA_DIR: dir } }).faults).toEqual({});
+    expect(loadConfig({ env: { LABFORGE_DATA_DIR: dir, LABFORGE_FAULT_INJECTION: 'step-delay-ms=1500' } }).faults).toEqual({ stepDelayMs: 1500 });
+    expect(parseFaultInjection('step-delay-ms=1500, chunk-delay-ms=20')).toEqual({ stepDelayMs: 1500, chunkDelayMs: 20 });
+  });
+
+  it('keeps the acceleration verdict under XDG_CACHE_HOME unless LABFORGE_ACCEL_CACHE names a file', () => {
+    const dir = tempDir();
+    expect(loadConfig({ env: { LABFORGE_DATA_DIR: dir, XDG_CACHE_HOME: '/var/cache/x' } }).compute.accelCacheFile).toBe(
+      '/var/cache/x/labforge/acceleration.json',
+    );
+    expect(loadConfig({ env: { LABFORGE_DATA_DIR: dir, LABFORGE_ACCEL_CACHE: 'state/accel.json' } }).compute.accelCacheFile).toBe(
+      join(dir, 'state', 'accel.json'),
+    );
+  });
+
+  it('picks the compute driver by name: qemu by default, the fake one for tests, a clear error otherwise', () => {
+    const dir = tempDir();
+    const compute = (env: Record<string, string>) => loadConfig({ env: { LABFORGE_DATA_DIR: dir, ...env } }).compute;
+    const qemu = createComputeDriver(compute({}));
+    expect(qemu).toBeInstanceOf(QemuDriver);
+    expect((qemu as QemuDriver).vmsDir).toBe(join(dir, 'compute', 'vms'));
+    expect(createComputeDriver(compute({ LABFORGE_COMPUTE_DRIVER: 'fake' }))).toBe(fakeDriver);
+    expect(() => createComputeDriver(compute({ LABFORGE_COMPUTE_DRIVER: 'kubevirt' }))).toThrow(
+      /There is no compute driver 'kubevirt' \(compute.driver, LABFORGE_COMPUTE_DRIVER\)\. Use one of: qemu, fake\./,
     );
   });
 });

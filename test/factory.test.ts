@@ -263,7 +263,7 @@ describe('image factory (fake driver)', () => {
       inputs(dir),
       ['build'],
     );
-    expect(report.result).toBe('Succeeded');
+    expect(report.result, JSON.stringify(report.failures)).toBe('Succeeded');
     expect(report.actions.filter((a) => a.kind === 'build')).toHaveLength(6);
     expect(most).toBe(2);
     // What the host saw: never more than two build VMs running together (and never more than before).

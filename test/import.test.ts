@@ -1,8 +1,8 @@
 // End to end: upload disks, create versions from them, replicate to a second
 // region, read the content back; refuse a hostile disk without keeping any of it.
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,4 +127,27 @@ describe('import and replication of uploaded disks', () => {
     for (const f of allFiles(t.dataDir)) expect(readFileSync(f).includes(marker), f).toBe(false);
     expect(await chunkCount('site-a')).toBe(10);
   });
+  it('imports a compressed qcow2 that expands a hundredfold without a temporary copy of the disk', async () => {
+    // 256 MiB of guest data in a file of about 640 KiB: converting it to a temporary raw file would need 256 MiB.
+    const bomb = join(work, 'bomb.qcow2');
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', bomb, '256M']);
+    execFileSync('qemu-io', ['-f', 'qcow2', '-c', 'write -c -P 0x5a 0 256M', bomb]);
+    expect(statSync(bomb).size).toBeLessThan(2 * MiB);
+    const uri = await upload(t, bomb);
+    const allocated = () => allFiles(t.dataDir).reduce((n, f) => n + statSync(f).blocks * 512, 0);
+    const before = allocated();
+    let most = before;
+    const watch = setInterval(() => {
+      most = Math.max(most, allocated());
+    }, 20);
+    const op = await createVersion('3.0.0', uri).finally(() => clearInterval(watch));
+    expect(op.status, JSON.stringify(op.error)).toBe('Succeeded');
+    // What the import needed beyond the upload: its one distinct chunk and bookkeeping, never the disk's size.
+    expect(most - before).toBeLessThan(32 * MiB);
+    const v = await t.server.services.versions.get(t.sub, 'rg', 'g', 'lab', '3.0.0');
+    const disk = (await t.server.services.imageStores.get('site-a')?.getManifest(v.key))?.disks[0];
+    expect(disk?.virtualSize).toBe(256 * MiB);
+    const pattern = createHash('sha256').update(Buffer.alloc(MiB, 0x5a)).digest('hex');
+    expect(new Set(disk?.blocks)).toEqual(new Set([pattern]));
+  }, 120_000);
 });

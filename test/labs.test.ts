@@ -219,6 +219,36 @@ describe.each(DIALECTS)('Lab Services (%s)', (dialect) => {
     expect((await t.call('GET', `/subscriptions/${t.sub}/providers/Microsoft.Compute/virtualMachines?api-version=2024-07-01`)).body.value).toEqual([]);
   });
 
+  it("carries a lab's rules into the Compute API: only its creator powers its VMs, nobody deletes them there, a student's start keeps to their hours", async () => {
+    const compute = (vm: string, action = '') =>
+      `${rg}/providers/Microsoft.Compute/virtualMachines/${encodeURIComponent(`labs/physics-a/${vm}`)}${action}?api-version=2024-07-01`;
+    // physics-a is creator A's: creator B may read its VMs but not power them.
+    expect((await t.call('GET', compute('1'), undefined, { token: creatorB })).status).toBe(200);
+    const other = await t.call('POST', compute('1', '/start'), undefined, { token: creatorB });
+    expect(other.status).toBe(403);
+    expect(other.body.error.message).toMatch(/belongs to 'rivera'/);
+    // Not even an admin deletes or changes a lab's VM as a Compute VM: that is the lab's scale and publish.
+    const del = await t.call('DELETE', compute('1'));
+    expect(del.status).toBe(409);
+    expect(del.body.error.message).toMatch(/belongs to lab 'physics-a'.*Change the lab instead/);
+    expect((await t.call('DELETE', compute('1'), undefined, { token: creatorB })).status).toBe(409);
+    expect((await t.call('PATCH', compute('1'), { tags: { x: 'y' } })).status).toBe(409);
+    // A student reaches only their own seat, and their hours count here too.
+    expect((await t.call('POST', compute('1', '/start'), undefined, { token: student })).status).toBe(404);
+    const quota = await t.call('PATCH', labUrl('physics-a'), { properties: { virtualMachineProfile: { usageQuota: 'PT0H' } } }, { token: creatorA });
+    expect(quota.status, JSON.stringify(quota.body)).toBe(200);
+    for (const url of [compute('0', '/start'), labUrl('physics-a', '/virtualMachines/0/start')]) {
+      const refused = await t.call('POST', url, undefined, { token: student });
+      expect(refused.status, url).toBe(409);
+      expect(refused.body.error.code).toBe('QuotaExceeded');
+    }
+    // The lab's creator still can.
+    const mine = await t.call('POST', compute('1', '/start'), undefined, { token: creatorA });
+    expect(mine.status).toBe(202);
+    await op(mine);
+    await t.call('PATCH', labUrl('physics-a'), { properties: { virtualMachineProfile: { usageQuota: 'PT10H' } } }, { token: creatorA });
+  });
+
   it('deletes labs with their VMs, and a lab plan only when it has no labs', async () => {
     const planUrl = `${rg}/providers/Microsoft.LabServices/labPlans/science?${LS}`;
     expect((await t.call('DELETE', planUrl)).status).toBe(409);

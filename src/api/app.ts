@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyError, type FastifyHttpOptions, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { INSTALL_ROOT } from '../config/config.js';
 import { ArmError } from '../contract/arm.js';
 import { forbidden, LabforgeError, unauthorized } from '../errors.js';
@@ -142,7 +142,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
 
   registerResponseCache(app, { changeMark: () => services.store.changeMark() });
 
-  app.setErrorHandler(sendError);
+  const metadata = services.config.database.kind === 'sqlite' ? services.config.database.file : 'the PostgreSQL database';
+  app.setErrorHandler((err, req, reply) => sendError(err as FastifyError, req, reply, metadata));
 
   // The web portal (built into dist/web): its files need no token; any other page path gets index.html (client-side routes).
   const webRoot = join(INSTALL_ROOT, 'dist', 'web');

@@ -9,6 +9,7 @@ import { DISK_ERROR_CODES, DiskFormatError } from '../diskformat/errors.js';
 import { LabforgeError } from '../errors.js';
 import { ImageStoreError } from '../imagestore/errors.js';
 import { DomainError } from '../lib/errors.js';
+import { exhaustionMessage, exhaustionOf } from '../lib/exhaustion.js';
 import { WorkerError } from '../operations/errors.js';
 
 /** Statuses of lower-layer codes that are not their class's default. */
@@ -23,6 +24,10 @@ const STATUS_BY_CODE: Readonly<Record<string, number>> = {
   DiskMissing: 409,
   // labforge misused qemu-img itself.
   InternalError: 500,
+  // The host ran out of something: a full disk is 507, the rest 503 (retry once it is fixed).
+  InsufficientStorage: 507,
+  TooManyOpenFiles: 503,
+  OutOfMemory: 503,
 };
 
 /** The status of a lower-layer code not in STATUS_BY_CODE, per class: a refused disk is the uploader's to fix, anything else the server's. */
@@ -44,7 +49,8 @@ export function envelope(code: string, message: string, target?: string, details
 }
 
 /** Fastify's error handler: every error, labforge's own and Fastify's, as an ARM error envelope. */
-export function sendError(err: FastifyError | DomainError, req: FastifyRequest, reply: FastifyReply) {
+/** Fastify's error handler; `metadataPath` names where the metadata store lives (its SQLite file), said when it is full. */
+export async function sendError(err: FastifyError | DomainError, req: FastifyRequest, reply: FastifyReply, metadataPath?: string) {
   if (err instanceof DomainError) return reply.status(httpStatus(err)).send({ error: err.toJSON() });
   const fe = err as FastifyError;
   if (fe.validation) {
@@ -73,6 +79,12 @@ export function sendError(err: FastifyError | DomainError, req: FastifyRequest, 
   }
   if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return reply.status(413).send(envelope('RequestEntityTooLarge', 'The request body is larger than 4 MiB.'));
+  }
+  const exhausted = exhaustionOf(err);
+  if (exhausted) {
+    req.log.error(err);
+    const message = await exhaustionMessage(exhausted, 'The metadata store could not save the change', metadataPath ?? 'the database');
+    return reply.status(exhausted === 'InsufficientStorage' ? 507 : 503).send(envelope(exhausted, message));
   }
   const dbCode = String((err as { code?: unknown }).code ?? '');
   if (['23505', '23503', 'SQLITE_CONSTRAINT_UNIQUE', 'SQLITE_CONSTRAINT_PRIMARYKEY', 'SQLITE_CONSTRAINT_FOREIGNKEY'].includes(dbCode)) {

@@ -1,5 +1,5 @@
 // Registers the commands that talk to a labforge server (login, gallery,
-// image, version, operation, token) and documents their exit codes.
+// image, version, operation, token, …) and documents their exit codes.
 import type { Command } from 'commander';
 import { registerAccount } from './commands/account.js';
 import { registerFactory } from './commands/factory.js';
@@ -16,40 +16,32 @@ import { registerVersion } from './commands/version.js';
 import { registerVm } from './commands/vm.js';
 import { EXIT_CODES_HELP } from './errors.js';
 
-/** Top-level names registered here; main.ts uses them to skip loading the server for client commands. */
-export const CLIENT_COMMANDS: readonly string[] = [
-  'login',
-  'logout',
-  'whoami',
-  'token',
-  'gallery',
-  'image',
-  'version',
-  'operation',
-  'store',
-  'vm',
-  'account',
-  'lab',
-  'user',
-  'factory',
-  'host',
+/** One entry per command file, in the order `labforge --help` lists them. */
+const CLIENT_COMMAND_GROUPS: readonly ((program: Command) => void)[] = [
+  registerLogin,
+  registerToken,
+  registerGallery,
+  registerImage,
+  registerVersion,
+  registerOperation,
+  registerStore,
+  registerVm,
+  registerAccount,
+  registerLab,
+  registerUser,
+  registerFactory,
+  registerHost,
 ];
 
-export function registerClientCommands(program: Command): void {
+/**
+ * Registers every client command and returns the top-level names (and aliases) it added: main.ts
+ * skips loading the server code for these, so the list is what was registered, never kept by hand.
+ */
+export function registerClientCommands(program: Command): string[] {
   const before = new Set(program.commands);
-  registerLogin(program);
-  registerToken(program);
-  registerGallery(program);
-  registerImage(program);
-  registerVersion(program);
-  registerOperation(program);
-  registerStore(program);
-  registerVm(program);
-  registerAccount(program);
-  registerLab(program);
-  registerUser(program);
-  registerFactory(program);
-  registerHost(program);
+  for (const register of CLIENT_COMMAND_GROUPS) register(program);
+  const added = program.commands.filter((cmd) => !before.has(cmd));
   // Every client command (and its subcommands) lists the exit codes scripts can rely on.
-  for (const cmd of program.commands) if (!before.has(cmd)) cmd.addHelpText('afterAll', EXIT_CODES_HELP);
+  for (const cmd of added) cmd.addHelpText('afterAll', EXIT_CODES_HELP);
+  return added.flatMap((cmd) => [cmd.name(), ...cmd.aliases()]);
 }

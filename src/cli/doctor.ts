@@ -6,7 +6,6 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import type { Command } from 'commander';
 import type { Acceleration } from '../compute/compute-driver.js';
-import { computeDriverOptions } from '../config/config.js';
 
 const run = promisify(execFile);
 
@@ -60,11 +59,10 @@ export function registerDoctor(program: Command): void {
         checks.push({ name: 'configuration', ok: false, detail: (err as Error).message });
       }
       if (qemu && config) {
-        const { createComputeDriver } = await import('../compute/compute-driver.js');
-        await import('../compute/qemu/qemu.driver.js');
+        const { createComputeDriver } = await import('../compute/drivers.js');
         const c = config.compute;
         if (c.driver === 'qemu') {
-          const driver = createComputeDriver('qemu', computeDriverOptions(config));
+          const driver = createComputeDriver(c);
           checks.push(accelerationCheck(await driver.acceleration({ recheck: opts.recheck }), c.accel));
         }
       }

@@ -1,14 +1,9 @@
 // The labforge command: one program for the server and for its users.
 import { Command, CommanderError } from 'commander';
-import { CLIENT_COMMANDS, registerClientCommands } from './client.js';
+import { registerClientCommands } from './client.js';
 import { EXIT, EXIT_CODES_HELP, reportError } from './errors.js';
 
-export async function main(argv: string[]): Promise<void> {
-  // `labforge … | head` closes the pipe early: that is not an error.
-  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(0);
-    throw err;
-  });
+function rootProgram(): Command {
   const program = new Command();
   program
     .name('labforge')
@@ -21,15 +16,35 @@ export async function main(argv: string[]): Promise<void> {
     .addHelpText('after', `\nStart with: labforge login --server https://HOST:PORT --token-stdin\n${EXIT_CODES_HELP}`);
   // Program options go before the command name (`labforge --version`), so `version create --version 1.0.0` reaches the subcommand.
   program.enablePositionalOptions();
-  // The server code takes about a second to load; client commands skip it so scripts calling them stay quick.
+  return program;
+}
+
+/**
+ * The program for `argv`. The server code takes about a second to load: a client command gets a program
+ * of the client commands only, so scripts calling it stay quick. Anything else (serve, doctor, help, no
+ * command or an unknown one) gets every command, the server's first.
+ */
+export async function buildProgram(argv: string[]): Promise<Command> {
   const first = argv.slice(2).find((a) => !a.startsWith('-'));
-  if (!first || !CLIENT_COMMANDS.includes(first)) {
-    const { registerServe } = await import('./serve.js');
-    registerServe(program);
-    const { registerDoctor } = await import('./doctor.js');
-    registerDoctor(program);
-  }
+  const clientOnly = rootProgram();
+  const clientNames = registerClientCommands(clientOnly);
+  if (first && clientNames.includes(first)) return clientOnly;
+  const program = rootProgram();
+  const { registerServe } = await import('./serve.js');
+  registerServe(program);
+  const { registerDoctor } = await import('./doctor.js');
+  registerDoctor(program);
   registerClientCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  // `labforge … | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -1,6 +1,5 @@
 // The interface every compute backend implements (QEMU on this host now,
-// KubeVirt later), and the registry that maps a driver name to its factory.
-import { ComputeError } from './errors.js';
+// KubeVirt later). The drivers by name: drivers.ts.
 
 /** VM states as Azure Lab Services reports them. */
 export type VmState = 'Stopped' | 'Starting' | 'Running' | 'Stopping' | 'ResettingPassword' | 'Reimaging' | 'Redeploying' | 'Failed';
@@ -88,19 +87,4 @@ export interface ComputeDriver {
   status(id: string): Promise<VmStatus | undefined>;
   /** Every VM the driver knows, found again after a server restart. */
   list(): Promise<VmStatus[]>;
-}
-
-export type ComputeDriverFactory = (options: Record<string, unknown>) => ComputeDriver;
-const factories = new Map<string, ComputeDriverFactory>();
-
-export function registerComputeDriver(name: string, factory: ComputeDriverFactory): void {
-  factories.set(name, factory);
-}
-
-export function createComputeDriver(name: string, options: Record<string, unknown>): ComputeDriver {
-  const factory = factories.get(name);
-  if (!factory) {
-    throw new ComputeError('UnknownComputeDriver', `There is no compute driver '${name}'. Use one of: ${[...factories.keys()].join(', ')}.`);
-  }
-  return factory(options);
 }

@@ -5,7 +5,7 @@
 // the only one that writes those files, and it captures an overlay back into
 // an image store (pausing a running VM so its disk is consistent).
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
 import { BaseCache } from './bases.js';
@@ -131,6 +131,23 @@ export class VmDisks {
   /** Removes the VM's folder only (a VM that was never registered with the driver). */
   async removeFolder(vmKey: string): Promise<void> {
     await rm(this.folder(vmKey), { recursive: true, force: true });
+  }
+
+  /** The VMs that have a folder on this host (their keys). */
+  async folders(): Promise<{ key: string; modifiedMs: number }[]> {
+    const dir = join(this.dir, 'disks');
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return [];
+    }
+    const out: { key: string; modifiedMs: number }[] = [];
+    for (const key of names) {
+      const st = await stat(join(dir, key)).catch(() => undefined);
+      if (st?.isDirectory()) out.push({ key, modifiedMs: st.mtimeMs });
+    }
+    return out;
   }
 
   /** Removes materialised bases no VM uses any more. */

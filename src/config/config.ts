@@ -1,7 +1,9 @@
 // Server configuration: embedded defaults, an optional YAML/JSON file checked
-// against a schema, and environment variables that override both.
+// against a schema, and environment variables that override both. Every
+// environment variable the server uses is read and checked here (the table in
+// docs/OPERATIONS.md lists them); lower layers get the values passed down.
 import { existsSync, readFileSync } from 'node:fs';
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { homedir, hostname } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import Type, { type Static } from 'typebox';
@@ -134,10 +136,12 @@ export interface Config {
   regions: RegionConfig[];
   operations: { leaseSeconds: number; pollMilliseconds: number; concurrency: number };
   api: { defaultPageSize: number };
-  /** Largest disk (virtual size and upload size) accepted, in bytes. */
-  images: { maxDiskBytes: number; pricePerGiBMonth: number; gcGraceSeconds: number; packBytes: number };
+  /** Largest disk (virtual size and upload size) accepted, in bytes; directIo: large image-store writes bypass the page cache where the filesystem allows. */
+  images: { maxDiskBytes: number; pricePerGiBMonth: number; gcGraceSeconds: number; packBytes: number; directIo: boolean };
   compute: ComputeConfig;
   adminToken?: string;
+  /** Delays for crash tests (LABFORGE_FAULT_INJECTION); empty in normal use. */
+  faults: FaultInjection;
   /** Where the settings came from, for `labforge doctor` and the start banner. */
   source: string;
 }
@@ -168,7 +172,7 @@ export interface ComputeConfig {
   /** The KVM device the acceleration probe checks (LABFORGE_KVM_DEVICE; default /dev/kvm). */
   kvmDevice?: string;
   /** Where the per-host acceleration verdict is cached (LABFORGE_ACCEL_CACHE; default ~/.cache/labforge/acceleration.json). */
-  accelCacheFile?: string;
+  accelCacheFile: string;
   /** The kernel and initramfs the acceleration probe boots (default: the test guest's, from scripts/build-test-guest.sh). */
   probeKernel: string;
   probeInitrd: string;
@@ -198,9 +202,62 @@ export class ConfigError extends Error {
   override name = 'ConfigError';
 }
 
+/** Fault injection for crash tests: pauses at chosen points so a test can kill the server in the middle of work. */
+export interface FaultInjection {
+  /** Pause after every operation step. */
+  stepDelayMs?: number;
+  /** Pause after every chunk stored by an import or sent by a replication. */
+  chunkDelayMs?: number;
+}
+
+/** An environment variable's value; an empty one counts as unset. */
+function envValue(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const v = env[name];
+  return v === undefined || v === '' ? undefined : v;
+}
+
+const OFF = /^(0|false|off|no|none)$/i;
+const ON = /^(1|true|on|yes)$/i;
+
+/** An on/off variable: 1, true, on, yes or 0, false, off, no (none too, where it reads naturally). */
+function envSwitch(env: NodeJS.ProcessEnv, name: string, what: string): boolean | undefined {
+  const v = envValue(env, name);
+  if (v === undefined) return undefined;
+  if (ON.test(v)) return true;
+  if (OFF.test(v)) return false;
+  throw new ConfigError(`${name} "${v}" is not valid: use 1 (or on, true, yes) to turn ${what} on, 0 (or off, false, no) to turn it off.`);
+}
+
 export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
   const xdg = env.XDG_DATA_HOME;
   return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.local', 'share'), 'labforge');
+}
+
+/** The per-host cache of the acceleration verdict: ~/.cache/labforge/acceleration.json (or under XDG_CACHE_HOME). */
+export function defaultAccelCacheFile(env: NodeJS.ProcessEnv = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'labforge', 'acceleration.json');
+}
+
+/**
+ * LABFORGE_FAULT_INJECTION (crash tests only): comma-separated `name=milliseconds`,
+ * e.g. `step-delay-ms=1500,chunk-delay-ms=20`.
+ */
+export function parseFaultInjection(text: string | undefined): FaultInjection {
+  const out: FaultInjection = {};
+  for (const part of (text ?? '').split(',')) {
+    if (part.trim() === '') continue;
+    const [k, v, extra] = part.split('=').map((x) => x.trim());
+    const n = Number(v);
+    if ((k !== 'step-delay-ms' && k !== 'chunk-delay-ms') || extra !== undefined || !v || !Number.isFinite(n) || n < 0) {
+      throw new ConfigError(
+        `LABFORGE_FAULT_INJECTION "${text}" is not valid at "${part}": give comma-separated name=milliseconds pairs with the names step-delay-ms and chunk-delay-ms, for example step-delay-ms=1500 (crash tests only; unset in normal use).`,
+      );
+    }
+    if (k === 'step-delay-ms') out.stepDelayMs = n;
+    else out.chunkDelayMs = n;
+  }
+  return out;
 }
 
 function parseListen(value: string, from: string): { host: string; port: number } {
@@ -253,10 +310,10 @@ function defaultGeographies(dataDir: string): NonNullable<ConfigFile['geographie
  */
 export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}): Config {
   const env = opts.env ?? process.env;
-  const explicit = opts.file ?? env.LABFORGE_CONFIG;
+  const explicit = opts.file ?? envValue(env, 'LABFORGE_CONFIG');
   let file: ConfigFile = {};
   let source = 'embedded defaults';
-  const envDataDir = env.LABFORGE_DATA_DIR;
+  const envDataDir = envValue(env, 'LABFORGE_DATA_DIR');
   const candidate = explicit ?? join(envDataDir ? resolve(envDataDir) : defaultDataDir(env), 'labforge.yaml');
   if (explicit && !existsSync(explicit)) {
     throw new ConfigError(`configuration file ${explicit} does not exist. Create it or drop --config / LABFORGE_CONFIG to use the embedded defaults.`);
@@ -266,10 +323,11 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     source = `file ${resolve(candidate)}`;
   }
   const dataDir = resolve(envDataDir ?? file.dataDir ?? defaultDataDir(env));
-  const listenText = env.LABFORGE_LISTEN ?? file.listen ?? '127.0.0.1:8443';
-  const listen = parseListen(listenText, env.LABFORGE_LISTEN ? 'LABFORGE_LISTEN' : 'listen');
+  const envListen = envValue(env, 'LABFORGE_LISTEN');
+  const listen = parseListen(envListen ?? file.listen ?? '127.0.0.1:8443', envListen ? 'LABFORGE_LISTEN' : 'listen');
+  const publicUrl = publicUrlValue(envValue(env, 'LABFORGE_PUBLIC_URL')) ?? file.publicUrl;
 
-  const dbUrl = env.LABFORGE_DATABASE_URL ?? file.database?.url;
+  const dbUrl = envValue(env, 'LABFORGE_DATABASE_URL') ?? file.database?.url;
   let database: Config['database'];
   if (!dbUrl) database = { kind: 'sqlite', file: join(dataDir, 'labforge.db') };
   else if (/^postgres(ql)?:\/\//.test(dbUrl)) database = { kind: 'postgres', url: dbUrl };
@@ -280,9 +338,11 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
     );
   }
 
-  const tlsEnv = env.LABFORGE_TLS;
-  const tlsEnabled = tlsEnv !== undefined ? !/^(0|false|off|no)$/i.test(tlsEnv) : (file.tls?.enabled ?? true);
-  const tls = { enabled: tlsEnabled, certFile: file.tls?.certFile, keyFile: file.tls?.keyFile };
+  const tls = {
+    enabled: envSwitch(env, 'LABFORGE_TLS', 'HTTPS') ?? file.tls?.enabled ?? true,
+    certFile: file.tls?.certFile,
+    keyFile: file.tls?.keyFile,
+  };
   if (Boolean(tls.certFile) !== Boolean(tls.keyFile)) {
     throw new ConfigError('tls: give both certFile and keyFile, or neither to let labforge create its own certificate authority.');
   }
@@ -309,12 +369,12 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
   return {
     dataDir,
     listen,
-    publicUrl: env.LABFORGE_PUBLIC_URL ?? file.publicUrl,
+    publicUrl,
     tls,
     database,
     regions,
     operations: {
-      leaseSeconds: Number(env.LABFORGE_LEASE_SECONDS ?? file.operations?.leaseSeconds ?? 30),
+      leaseSeconds: leaseSeconds(envValue(env, 'LABFORGE_LEASE_SECONDS')) ?? file.operations?.leaseSeconds ?? 30,
       pollMilliseconds: file.operations?.pollMilliseconds ?? 500,
       concurrency: file.operations?.concurrency ?? 4,
     },
@@ -323,10 +383,12 @@ export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv } = {}
       maxDiskBytes: (file.images?.maxDiskSizeGB ?? 2048) * 2 ** 30,
       pricePerGiBMonth: file.images?.pricePerGiBMonth ?? 0.05,
       gcGraceSeconds: file.images?.gcGraceSeconds ?? 3600,
-      packBytes: packSizeMiB(env.LABFORGE_PACK_SIZE_MIB, file.images?.packSizeMiB) * 2 ** 20,
+      packBytes: packSizeMiB(envValue(env, 'LABFORGE_PACK_SIZE_MIB'), file.images?.packSizeMiB) * 2 ** 20,
+      directIo: envSwitch(env, 'LABFORGE_DIRECT_IO', 'direct I/O') ?? true,
     },
-    compute: computeConfig(file, dataDir, env, env.LABFORGE_PUBLIC_URL ?? file.publicUrl),
-    adminToken: env.LABFORGE_ADMIN_TOKEN,
+    compute: computeConfig(file, dataDir, env, publicUrl),
+    adminToken: envValue(env, 'LABFORGE_ADMIN_TOKEN'),
+    faults: parseFaultInjection(envValue(env, 'LABFORGE_FAULT_INJECTION')),
     source,
   };
 }
@@ -341,25 +403,37 @@ function packSizeMiB(envText: string | undefined, fromFile: number | undefined):
   return n;
 }
 
+/** Seconds an operation's lease lasts (LABFORGE_LEASE_SECONDS or operations.leaseSeconds; 30 by default). */
+function leaseSeconds(envText: string | undefined): number | undefined {
+  if (envText === undefined) return undefined;
+  const n = Number(envText);
+  if (!Number.isFinite(n) || n < 1 || n > 3600) {
+    throw new ConfigError(`LABFORGE_LEASE_SECONDS "${envText}" is not valid: give a number of seconds from 1 to 3600 (30 by default).`);
+  }
+  return n;
+}
+
+/** The public URL from LABFORGE_PUBLIC_URL: an http(s) address (the file's publicUrl is checked by its schema). */
+function publicUrlValue(envText: string | undefined): string | undefined {
+  if (envText === undefined) return undefined;
+  let ok = false;
+  try {
+    ok = /^https?:$/.test(new URL(envText).protocol);
+  } catch {}
+  if (!ok) {
+    throw new ConfigError(
+      `LABFORGE_PUBLIC_URL "${envText}" is not valid: give the http(s) address people reach labforge at, for example https://labs.school.example:8443.`,
+    );
+  }
+  return envText;
+}
+
+const HOST_NAME = /^[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$/;
+
 /** A path setting resolved against the data folder; a bare command name (no slash) is kept for a PATH lookup. */
 function optionalPath<K extends string>(key: K, value: string | undefined, dataDir: string): Partial<Record<K, string>> {
   if (value === undefined || value === '') return {};
   return { [key]: value.includes('/') ? resolve(dataDir, value) : value } as Partial<Record<K, string>>;
-}
-
-/** The options of the configured compute driver (the qemu driver's: VM folder, accelerator, probe, QEMU binary). */
-export function computeDriverOptions(config: Config): Record<string, unknown> {
-  const c = config.compute;
-  return {
-    vmsDir: join(c.dir, 'vms'),
-    accel: c.accel,
-    forwardAddress: c.forwardAddress,
-    probeKernel: c.probeKernel,
-    probeInitrd: c.probeInitrd,
-    ...(c.qemu ? { qemu: c.qemu } : {}),
-    ...(c.kvmDevice ? { kvmDevice: c.kvmDevice } : {}),
-    ...(c.accelCacheFile ? { accelCacheFile: c.accelCacheFile } : {}),
-  };
 }
 
 function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv, publicUrl: string | undefined): ComputeConfig {
@@ -369,11 +443,11 @@ function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv
   if (!sizes[defaultSize]) {
     throw new ConfigError(`compute.defaultSize "${defaultSize}" is not one of compute.sizes (${Object.keys(sizes).join(', ') || 'none'}).`);
   }
-  const accelEnv = env.LABFORGE_ACCEL;
+  const accelEnv = envValue(env, 'LABFORGE_ACCEL');
   if (accelEnv !== undefined && !['auto', 'kvm', 'tcg'].includes(accelEnv)) {
     throw new ConfigError(`LABFORGE_ACCEL "${accelEnv}" is not valid: use auto (KVM when it works), kvm or tcg (software emulation).`);
   }
-  const forwardAddress = env.LABFORGE_FORWARD_ADDRESS ?? c.forwardAddress ?? '127.0.0.1';
+  const forwardAddress = envValue(env, 'LABFORGE_FORWARD_ADDRESS') ?? c.forwardAddress ?? '127.0.0.1';
   if (!isIPv4(forwardAddress)) {
     throw new ConfigError(
       `compute.forwardAddress (LABFORGE_FORWARD_ADDRESS) "${forwardAddress}" is not an IPv4 address: use 127.0.0.1 to reach VMs from this machine only, 0.0.0.0 for every network interface, or one interface's address.`,
@@ -382,9 +456,16 @@ function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv
   // What people type to reach a forwarded port: the configured name, else the address itself, else (every
   // interface) the host of the public URL or this machine's name.
   const wildcard = forwardAddress === '0.0.0.0';
-  const connectHost = env.LABFORGE_CONNECT_HOST ?? c.connectHost ?? (wildcard ? (publicUrl ? new URL(publicUrl).hostname : hostname()) : forwardAddress);
+  const namedHost = envValue(env, 'LABFORGE_CONNECT_HOST') ?? c.connectHost;
+  if (namedHost !== undefined && !HOST_NAME.test(namedHost) && !isIP(namedHost.replace(/^\[|\]$/g, ''))) {
+    throw new ConfigError(
+      `compute.connectHost (LABFORGE_CONNECT_HOST) "${namedHost}" is not a host name or IP address: give the name people connect to for VMs' SSH/RDP ports, for example vm.school.example, without a scheme or port.`,
+    );
+  }
+  const connectHost = namedHost ?? (wildcard ? (publicUrl ? new URL(publicUrl).hostname : hostname()) : forwardAddress);
   // The test guest that `scripts/setup.sh` builds is the built-in image of a fresh install.
-  const builtin = /^(0|off|none|false)$/i.test(env.LABFORGE_BUILTIN_IMAGES ?? '')
+  const builtinOff = envSwitch(env, 'LABFORGE_BUILTIN_IMAGES', 'the built-in images') === false;
+  const builtin = builtinOff
     ? []
     : (c.builtinImages ?? [
         {
@@ -395,11 +476,12 @@ function computeConfig(file: ConfigFile, dataDir: string, env: NodeJS.ProcessEnv
       ]);
   return {
     dir: join(dataDir, 'compute'),
-    driver: env.LABFORGE_COMPUTE_DRIVER ?? c.driver ?? 'qemu',
+    driver: envValue(env, 'LABFORGE_COMPUTE_DRIVER') ?? c.driver ?? 'qemu',
     accel: (accelEnv as ComputeConfig['accel'] | undefined) ?? c.accel ?? 'auto',
-    ...optionalPath('qemu', env.LABFORGE_QEMU ?? c.qemu, dataDir),
-    ...optionalPath('kvmDevice', env.LABFORGE_KVM_DEVICE ?? c.kvmDevice, dataDir),
-    ...optionalPath('accelCacheFile', env.LABFORGE_ACCEL_CACHE ?? c.accelCacheFile, dataDir),
+    ...optionalPath('qemu', envValue(env, 'LABFORGE_QEMU') ?? c.qemu, dataDir),
+    ...optionalPath('kvmDevice', envValue(env, 'LABFORGE_KVM_DEVICE') ?? c.kvmDevice, dataDir),
+    accelCacheFile:
+      optionalPath('accelCacheFile', envValue(env, 'LABFORGE_ACCEL_CACHE') ?? c.accelCacheFile, dataDir).accelCacheFile ?? defaultAccelCacheFile(env),
     probeKernel: resolve(dataDir, c.probeKernel ?? join(INSTALL_ROOT, '.labforge-data', 'test-guest', 'probe-vmlinuz')),
     probeInitrd: resolve(dataDir, c.probeInitrd ?? join(INSTALL_ROOT, '.labforge-data', 'test-guest', 'probe-initrd.img')),
     stopTimeoutMs: (c.stopTimeoutSeconds ?? 60) * 1000,

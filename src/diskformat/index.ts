@@ -9,4 +9,5 @@ export {
   type InspectResult,
   inspect,
 } from './inspect/index.js';
+export { type GuestReader, type GuestReaderLimits, openGuestReader } from './nbd.js';
 export { type ConvertOptions, convert, crossCheckInfo, info, inspectAndCheck, QEMU_FORMAT, type QemuImgInfo, type QemuLimits } from './qemu-img.js';

@@ -68,7 +68,8 @@ function run(argv: string[], limits: { as: number; cpu: number; timeoutMs: numbe
   });
 }
 
-async function assertUnchanged(disk: InspectedDisk): Promise<string> {
+/** The inspected file's path, once it is checked to be the very file the inspector read (same inode, size, mtime). */
+export async function assertUnchanged(disk: InspectedDisk): Promise<string> {
   if (!wasInspected(disk)) {
     throw new DiskFormatError('InternalError', 'qemu-img may only run on a file returned by inspect().');
   }

@@ -1,6 +1,5 @@
 // The interface every image-store backend implements (a local directory now,
-// S3-compatible object storage later), and the registry that maps a region's
-// configured driver name to its factory.
+// S3-compatible object storage later). The drivers by name: drivers/index.ts.
 import { ImageStoreError } from './errors.js';
 
 export interface BlobInfo {
@@ -68,23 +67,4 @@ export function checkKey(key: string): void {
   if (key.length === 0 || key.length > 1024 || parts.some((p) => !SEGMENT.test(p) || p === '.' || p === '..')) {
     throw new ImageStoreError('InvalidBlobKey', `'${key}' is not a valid image-store key.`);
   }
-}
-
-export type BlobDriverFactory = (options: Record<string, unknown>, context: { region: string }) => BlobDriver;
-
-const factories = new Map<string, BlobDriverFactory>();
-
-export function registerBlobDriver(name: string, factory: BlobDriverFactory): void {
-  factories.set(name, factory);
-}
-
-export function createBlobDriver(region: string, config: { driver: string; options: Record<string, unknown> }): BlobDriver {
-  const factory = factories.get(config.driver);
-  if (!factory) {
-    throw new ImageStoreError(
-      'UnknownBlobDriver',
-      `Region '${region}' names image-store driver '${config.driver}', which labforge does not have. Use one of: ${[...factories.keys()].join(', ')}.`,
-    );
-  }
-  return factory(config.options, { region });
 }

@@ -18,8 +18,14 @@ import { join } from 'node:path';
 
 export const DIRECT_ALIGN = 4096;
 
-/** Whether direct I/O is turned off for this process (LABFORGE_DIRECT_IO=0), for comparisons. */
-const disabled = () => process.env.LABFORGE_DIRECT_IO === '0';
+/** Whether direct I/O is turned off for this process (LABFORGE_DIRECT_IO=0 in the configuration, for comparisons). */
+let disabledByConfig = false;
+const disabled = () => disabledByConfig;
+
+/** Turns direct I/O on or off for this process (the server does, from its configuration, when it starts). */
+export function setDirectIo(enabled: boolean): void {
+  disabledByConfig = !enabled;
+}
 
 async function probeAligned(dir: string, size: number): Promise<Buffer | undefined> {
   const scratch = join(dir, `.tmp-probe-${randomBytes(6).toString('hex')}`);

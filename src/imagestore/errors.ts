@@ -14,7 +14,10 @@ export type ImageStoreErrorCode =
   | 'ChunkCorrupt'
   | 'ReplicaSourceMissing'
   | 'DiskTruncated'
-  | 'DiskSizeMismatch';
+  | 'DiskSizeMismatch'
+  | 'InsufficientStorage'
+  | 'TooManyOpenFiles'
+  | 'OutOfMemory';
 
 export class ImageStoreError extends DomainError {
   override name = 'ImageStoreError';

@@ -1,14 +1,12 @@
 // Import of an untrusted disk file into a region's chunk store: our inspector
 // and a confined `qemu-img info` check it first; raw and fixed VHD content is
 // then read directly (the guest data sits at offset 0), every other format is
-// converted to a temporary raw file by qemu-img with an explicit format.
-// Nothing reads the file as a disk before the inspector accepted it. Holes
-// (from `qemu-img map -f raw`) are not read at all.
+// read through a confined, read-only qemu-nbd with the inspected format, block
+// by block, with no temporary copy. Nothing reads the file as a disk before
+// the inspector accepted it. Holes (from `qemu-img map`) are not read at all.
 import { execFile } from 'node:child_process';
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { convert, type InspectedDisk, inspectAndCheck } from '../diskformat/index.js';
+import { type InspectedDisk, inspectAndCheck, openGuestReader } from '../diskformat/index.js';
 import type { ChunkStore, DiskManifest, WriteStats } from './chunk-store.js';
 
 const run = promisify(execFile);
@@ -71,29 +69,33 @@ function overlapsData(extents: Array<[number, number]>, start: number, end: numb
 export async function importDisk(store: ChunkStore, file: string, opts: ImportOptions): Promise<ImportResult> {
   const checked = await inspectAndCheck(file, { maxVirtualSize: opts.maxVirtualSize });
   opts.signal?.throwIfAborted();
-  let source = file;
-  let converted: string | undefined;
-  let base = 0;
-  try {
-    if (!directlyReadable(checked)) {
-      await mkdir(opts.tmpDir, { recursive: true });
-      converted = join(opts.tmpDir, `${opts.tmpName}.raw`);
-      await convert(checked, converted, 'raw', { maxVirtualSize: opts.maxVirtualSize, onProgress: (pct) => opts.onProgress?.(pct / 200) });
-      source = converted;
-      base = 0.5;
-    }
-    opts.signal?.throwIfAborted();
-    const size = checked.virtualSize;
-    const extents = await dataExtents(source, size);
+  const size = checked.virtualSize;
+  const onProgress = (done: number) => opts.onProgress?.(done / size);
+  if (directlyReadable(checked)) {
+    const extents = await dataExtents(file, size);
     // Blocks are read on the hashing threads (positioned reads, holes skipped), so reading overlaps chunk writes.
     const { disk, stats } = await store.writeBlocks(
       opts.name,
       size,
-      { path: source, isHole: (offset, length) => !overlapsData(extents, offset, offset + length) },
-      { signal: opts.signal, onProgress: (done) => opts.onProgress?.(base + ((1 - base) * done) / size) },
+      { path: file, isHole: (offset, length) => !overlapsData(extents, offset, offset + length) },
+      { signal: opts.signal, onProgress },
+    );
+    return { disk, stats, format: checked.format, details: checked.details };
+  }
+  // Every other format is read through qemu-nbd, block by block, straight into chunks: no temporary copy of the
+  // disk, so a small compressed image that expands to gigabytes needs no space beyond its chunks.
+  const guest = await openGuestReader(checked);
+  try {
+    const extents = await guest.extents();
+    opts.signal?.throwIfAborted();
+    const { disk, stats } = await store.writeBlocks(
+      opts.name,
+      size,
+      (offset, length, buf) => (overlapsData(extents, offset, offset + length) ? guest.read(offset, length, buf) : Promise.resolve(null)),
+      { signal: opts.signal, onProgress },
     );
     return { disk, stats, format: checked.format, details: checked.details };
   } finally {
-    if (converted) await rm(converted, { force: true });
+    await guest.close();
   }
 }

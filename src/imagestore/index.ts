@@ -40,7 +40,6 @@
  * non-cryptographic hash a crafted disk could make two different blocks share
  * a name and corrupt other people's images.
  */
-export { type BlobDriver, createBlobDriver, registerBlobDriver } from './blob-driver.js';
+export type { BlobDriver } from './blob-driver.js';
 export { ChunkBatch, ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, type Manifest } from './chunk-store.js';
-
-import './drivers/local.driver.js';
+export { createBlobDriver } from './drivers/index.js';

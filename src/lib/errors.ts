@@ -5,10 +5,19 @@
 // ComputeError, WorkerError), and src/api/errors.ts alone decides which HTTP
 // status a code gets. Operations record the same fields as their error.
 
-import type { ErrorBody, ErrorDetail } from '../contract/arm.js';
+export interface ErrorDetail {
+  code: string;
+  message: string;
+  target?: string;
+}
 
-/** What every error shows to clients (the inside of the ARM envelope, and an operation's error): the wire's shape, src/contract/arm.ts. */
-export type { ErrorBody, ErrorDetail };
+/** What every error shows to clients: the inside of the ARM envelope, and an operation's error. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  target?: string;
+  details?: ErrorDetail[];
+}
 
 export class DomainError extends Error {
   override name = 'DomainError';

@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../db/schema.js';
 import { DomainError } from '../lib/errors.js';
+import { exhaustionMessage, exhaustionOf } from '../lib/exhaustion.js';
 import { WorkerError } from './errors.js';
 import type { Lease, Operation, OperationError, OperationStore } from './operation.store.js';
 
@@ -220,13 +221,19 @@ export class OperationWorker {
         });
         return;
       }
+      const exhausted = err instanceof DomainError ? undefined : exhaustionOf(err);
       const error: OperationError =
         err instanceof DomainError
           ? err.toJSON()
-          : {
-              code: 'InternalError',
-              message: `The operation failed unexpectedly: ${(err as Error).message}. Retry; if it happens again, report it with the operation id ${op.id}.`,
-            };
+          : exhausted
+            ? {
+                code: exhausted,
+                message: await exhaustionMessage(exhausted, `Operation ${op.kind} could not go on`, (err as { path?: string }).path ?? 'the server'),
+              }
+            : {
+                code: 'InternalError',
+                message: `The operation failed unexpectedly: ${(err as Error).message}. Retry; if it happens again, report it with the operation id ${op.id}.`,
+              };
       if (!(err instanceof DomainError)) console.error(`operations: ${op.kind} ${op.id} failed: ${(err as Error).stack}`);
       await this.db.transaction().execute(async (tx) => {
         await handler.onFailure?.(ctx, tx, error);

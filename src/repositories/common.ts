@@ -44,6 +44,28 @@ export function resourceMeta(r: ResourceColumns): ResourceMeta {
   };
 }
 
+/** The columns every resource row shares, from a record's metadata (the inverse of `resourceMeta`). */
+export function resourceColumns(m: ResourceMeta): ResourceColumns {
+  return {
+    id: m.key,
+    subscription_id: m.subscriptionId,
+    resource_group: m.resourceGroup,
+    resource_group_key: keyOf(m.resourceGroup),
+    name: m.name,
+    name_key: keyOf(m.name),
+    location: m.location,
+    tags: JSON.stringify(m.tags),
+    etag: m.etag,
+    provisioning_state: m.provisioningState,
+    created_at: m.createdAt,
+    created_by: m.createdBy,
+    created_by_type: m.createdByType,
+    modified_at: m.modifiedAt,
+    modified_by: m.modifiedBy,
+    modified_by_type: m.modifiedByType,
+  };
+}
+
 export const newEtag = () => `"${randomUUID()}"`;
 /** Names match case-insensitively: rows keep a lower-case key beside the name. */
 export const keyOf = (name: string) => name.toLowerCase();

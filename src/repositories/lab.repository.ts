@@ -197,9 +197,18 @@ export class LabRepository {
     return hit ? (await this.withPlans(this.db, [hit]))[0] : undefined;
   }
 
-  /** Names of labs made on a plan (a plan with labs cannot be deleted). */
-  async namesOnPlan(planKey: string, db: Db = this.db): Promise<string[]> {
-    return (await db.selectFrom('labs').select('name').where('lab_plan_id', '=', planKey).execute()).map((r) => r.name);
+  /** Names of (at most `limit`) labs made on a plan (a plan with labs cannot be deleted). */
+  async namesOnPlan(planKey: string, db: Db = this.db, limit?: number): Promise<string[]> {
+    let q = db.selectFrom('labs').select('name').where('lab_plan_id', '=', planKey);
+    if (limit !== undefined) q = q.limit(limit);
+    return (await q.execute()).map((r) => r.name);
+  }
+
+  /** Labs made from any of these image versions (a version in use cannot be deleted). */
+  async madeFromVersions(versionKeys: string[]): Promise<{ versionKey: string; name: string }[]> {
+    if (!versionKeys.length) return [];
+    const rows = await this.db.selectFrom('labs').select(['version_id', 'name']).where('version_id', 'in', versionKeys).execute();
+    return rows.map((r) => ({ versionKey: r.version_id, name: r.name }));
   }
 
   async insert(db: Db, by: Principal, l: NewLab): Promise<LabRecord> {

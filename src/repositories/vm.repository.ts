@@ -9,6 +9,7 @@ import { labVmArmId, vmArmId } from '../lib/arm-id.js';
 import type { Principal } from '../lib/principal.js';
 import { nowIso } from '../lib/time.js';
 import { creationStamp, forUpdate, keyOf, modificationStamp, type ResourceMeta, resourceMeta } from './common.js';
+import type { AutoShutdownProfile } from './profiles.js';
 
 /** A VM as the domain sees it: what was asked for it, its power state and its bookkeeping. */
 export interface VmRecord extends ResourceMeta {
@@ -185,6 +186,11 @@ export class VmRepository {
     return (await this.db.selectFrom('virtual_machines').selectAll().execute()).map(toVmRecord);
   }
 
+  /** The keys of every VM recorded. */
+  async keys(): Promise<Set<string>> {
+    return new Set((await this.db.selectFrom('virtual_machines').select('id').execute()).map((r) => r.id));
+  }
+
   /** Base files VMs are built on (for collecting unused bases). */
   async baseFiles(): Promise<Set<string>> {
     const rows = await this.db.selectFrom('virtual_machines').select('base_file').execute();
@@ -197,6 +203,17 @@ export class VmRepository {
     let q = db.selectFrom('virtual_machines').select(['version_id', 'name', 'resource_group']).where('version_id', 'in', versionKeys);
     if (limit !== undefined) q = q.limit(limit);
     return (await q.execute()).map((r) => ({ versionKey: r.version_id, name: r.name, resourceGroup: r.resource_group }));
+  }
+
+  /** The student VMs of every lab, with their lab's auto-shutdown profile (for the auto-shutdown watch). */
+  async studentVmsWithShutdownProfile(): Promise<{ key: string; name: string; state: VmState; profile: AutoShutdownProfile }[]> {
+    const rows = await this.db
+      .selectFrom('virtual_machines')
+      .innerJoin('labs', 'labs.id', 'virtual_machines.lab_id')
+      .select(['virtual_machines.id as id', 'virtual_machines.name as name', 'virtual_machines.state as state', 'labs.auto_shutdown_profile as profile'])
+      .where('virtual_machines.vm_type', '=', 'User')
+      .execute();
+    return rows.map((r) => ({ key: r.id, name: r.name, state: r.state as VmState, profile: JSON.parse(r.profile) as AutoShutdownProfile }));
   }
 
   /** How many VMs are in each state (created VMs only). */

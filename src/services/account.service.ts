@@ -3,12 +3,11 @@
 // a one-time invitation). Signing in gives a session token bound to the person
 // and their role; failed attempts are rate-limited per email and per address.
 // Students register with their lab's registration code.
-import { createHash, randomBytes, randomUUID, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes, scrypt as scryptCb, timingSafeEqual } from 'node:crypto';
 import { promisify } from 'node:util';
-import type { Kysely } from 'kysely';
-import type { AccountTable, Database } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound, unauthorized } from '../errors.js';
 import { nowIso } from '../lib/time.js';
+import type { AccountChange, AccountRecord, AccountRepository } from '../repositories/account.repository.js';
 import { type Principal, ROLES, type Role } from './common.js';
 import type { LabUserService } from './lab-user.service.js';
 import type { TokenService } from './token.service.js';
@@ -37,15 +36,15 @@ export interface Session {
   role: Role;
 }
 
-const toAccount = (r: AccountTable): Account => ({
+const toAccount = (r: AccountRecord): Account => ({
   email: r.email,
-  displayName: r.display_name,
-  role: r.role as Role,
-  hasPassword: r.password_hash !== null,
-  invitationPending: r.invitation_hash !== null && (r.invitation_expires_at ?? '') > nowIso(),
-  createdAt: r.created_at,
-  createdBy: r.created_by,
-  lastSignInAt: r.last_sign_in_at,
+  displayName: r.displayName,
+  role: r.role,
+  hasPassword: r.passwordHash !== null,
+  invitationPending: r.invitationHash !== null && (r.invitationExpiresAt ?? '') > nowIso(),
+  createdAt: r.createdAt,
+  createdBy: r.createdBy,
+  lastSignInAt: r.lastSignInAt,
 });
 
 export async function hashSecret(password: string): Promise<string> {
@@ -81,7 +80,7 @@ export function checkPassword(pw: string | undefined, field = 'password'): strin
  */
 class Limiter {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly records: AccountRepository,
     private readonly limit: number,
     private readonly windowMs: number,
   ) {}
@@ -89,34 +88,20 @@ class Limiter {
   /** Seconds to wait before trying again, or 0. */
   async retryAfter(key: string): Promise<number> {
     const now = Date.now();
-    const recent = await this.db
-      .selectFrom('sign_in_failures')
-      .select('at')
-      .where('key', '=', key)
-      .where('at', '>', new Date(now - this.windowMs).toISOString())
-      .orderBy('at', 'desc')
-      .limit(this.limit)
-      .execute();
+    const recent = await this.records.failuresSince(key, new Date(now - this.windowMs).toISOString(), this.limit);
     if (recent.length < this.limit) return 0;
     // The oldest of the last `limit` failures leaves the window first.
-    const oldest = Date.parse((recent[recent.length - 1] as { at: string }).at);
+    const oldest = Date.parse(recent[recent.length - 1] as string);
     return Math.max(1, Math.ceil((this.windowMs - (now - oldest)) / 1000));
   }
 
   async fail(key: string): Promise<void> {
     const now = Date.now();
-    await this.db
-      .insertInto('sign_in_failures')
-      .values({ id: randomUUID(), key, at: new Date(now).toISOString() })
-      .execute();
-    await this.db
-      .deleteFrom('sign_in_failures')
-      .where('at', '<=', new Date(now - this.windowMs).toISOString())
-      .execute();
+    await this.records.addFailure(key, new Date(now).toISOString(), new Date(now - this.windowMs).toISOString());
   }
 
   async clear(key: string): Promise<void> {
-    await this.db.deleteFrom('sign_in_failures').where('key', '=', key).execute();
+    await this.records.clearFailures(key);
   }
 }
 
@@ -125,12 +110,12 @@ export class AccountService {
   private readonly byAddress: Limiter;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly records: AccountRepository,
     private readonly tokens: TokenService,
     private readonly labUsers: LabUserService,
   ) {
-    this.byEmail = new Limiter(db, 5, 15 * 60_000);
-    this.byAddress = new Limiter(db, 30, 15 * 60_000);
+    this.byEmail = new Limiter(records, 5, 15 * 60_000);
+    this.byAddress = new Limiter(records, 30, 15 * 60_000);
   }
 
   private normal(email: string | undefined): string {
@@ -139,12 +124,12 @@ export class AccountService {
     return e;
   }
 
-  private async row(email: string) {
-    return this.db.selectFrom('accounts').selectAll().where('email', '=', email).executeTakeFirst();
+  private async row(email: string): Promise<AccountRecord | undefined> {
+    return this.records.byEmail(email);
   }
 
   async list(): Promise<Account[]> {
-    return (await this.db.selectFrom('accounts').selectAll().orderBy('email').execute()).map(toAccount);
+    return (await this.records.list()).map(toAccount);
   }
 
   async get(email: string): Promise<Account> {
@@ -167,34 +152,30 @@ export class AccountService {
     if (input.role !== undefined && !role) throw invalidParameter(`'${input.role}' is not a role. Use one of: ${ROLES.join(', ')}.`, 'role');
     const password = input.password === undefined ? undefined : await hashSecret(checkPassword(input.password));
     const existing = await this.row(email);
-    const invite = !password && !existing?.password_hash;
+    const invite = !password && !existing?.passwordHash;
     const secret = invite ? randomBytes(24).toString('base64url') : undefined;
     const expiresAt = new Date(Date.now() + INVITATION_DAYS * 86400_000).toISOString();
-    const values: Partial<AccountTable> = {
+    const change: AccountChange = {
       ...(role ? { role } : {}),
-      ...(input.displayName !== undefined ? { display_name: input.displayName } : {}),
-      ...(password ? { password_hash: password, invitation_hash: null, invitation_expires_at: null } : {}),
-      ...(secret ? { invitation_hash: sha256(secret), invitation_expires_at: expiresAt } : {}),
+      ...(input.displayName !== undefined ? { displayName: input.displayName } : {}),
+      ...(password ? { passwordHash: password, invitationHash: null, invitationExpiresAt: null } : {}),
+      ...(secret ? { invitationHash: sha256(secret), invitationExpiresAt: expiresAt } : {}),
     };
     if (existing) {
-      await this.db.updateTable('accounts').set(values).where('id', '=', existing.id).execute();
+      await this.records.update(existing.key, change);
       if (role && role !== existing.role) await this.endSessions(email);
     } else {
-      await this.db
-        .insertInto('accounts')
-        .values({
-          id: randomUUID(),
-          email,
-          display_name: input.displayName ?? null,
-          role: role ?? 'user',
-          password_hash: password ?? null,
-          invitation_hash: secret ? sha256(secret) : null,
-          invitation_expires_at: secret ? expiresAt : null,
-          created_at: nowIso(),
-          created_by: p.subject,
-          last_sign_in_at: null,
-        })
-        .execute();
+      await this.records.insert({
+        email,
+        displayName: input.displayName ?? null,
+        role: role ?? 'user',
+        passwordHash: password ?? null,
+        invitationHash: secret ? sha256(secret) : null,
+        invitationExpiresAt: secret ? expiresAt : null,
+        createdAt: nowIso(),
+        createdBy: p.subject,
+        lastSignInAt: null,
+      });
     }
     return { account: await this.get(email), created: !existing, ...(secret ? { invitation: { token: secret, expiresAt } } : {}) };
   }
@@ -203,26 +184,20 @@ export class AccountService {
     const email = this.normal(emailIn);
     const r = await this.row(email);
     if (!r) return false;
-    await this.db.deleteFrom('accounts').where('id', '=', r.id).execute();
+    await this.records.delete(r.key);
     await this.endSessions(email);
     return true;
   }
 
   /** Revokes every session of a person (their API tokens stay). */
   private async endSessions(email: string): Promise<void> {
-    await this.db
-      .updateTable('tokens')
-      .set({ revoked_at: nowIso() })
-      .where('subject', '=', email)
-      .where('name', '=', 'session')
-      .where('revoked_at', 'is', null)
-      .execute();
+    await this.tokens.endSessions(email);
   }
 
-  private async session(r: AccountTable): Promise<Session> {
-    const { token, info } = await this.tokens.createSession(r.email, r.role as Role, SESSION_HOURS);
-    await this.db.updateTable('accounts').set({ last_sign_in_at: nowIso() }).where('id', '=', r.id).execute();
-    return { token, expiresAt: info.expiresAt as string, subject: r.email, role: r.role as Role };
+  private async session(r: AccountRecord): Promise<Session> {
+    const { token, info } = await this.tokens.createSession(r.email, r.role, SESSION_HOURS);
+    await this.records.update(r.key, { lastSignInAt: nowIso() });
+    return { token, expiresAt: info.expiresAt as string, subject: r.email, role: r.role };
   }
 
   /** Email and password to a session token. Every failure says the same, and too many are refused for a while. */
@@ -241,12 +216,12 @@ export class AccountService {
     }
     const r = email ? await this.row(email) : undefined;
     // An unknown email costs the same time as a wrong password.
-    const ok = r?.password_hash ? await verifySecret(password ?? '', r.password_hash) : await hashSecret(password ?? '').then(() => false);
+    const ok = r?.passwordHash ? await verifySecret(password ?? '', r.passwordHash) : await hashSecret(password ?? '').then(() => false);
     if (!r || !ok) {
       await this.byEmail.fail(`e:${email}`);
       await this.byAddress.fail(`a:${address}`);
       throw unauthorized(
-        r && !r.password_hash
+        r && !r.passwordHash
           ? 'This account has no password yet: use the invitation or the registration code you were given to choose one.'
           : 'The email or the password is wrong.',
       );
@@ -257,7 +232,7 @@ export class AccountService {
 
   /** Ends the session the caller signed in with. */
   async signOut(p: Principal): Promise<void> {
-    await this.db.updateTable('tokens').set({ revoked_at: nowIso() }).where('id', '=', p.tokenId).where('name', '=', 'session').execute();
+    await this.tokens.endSession(p.tokenId);
   }
 
   /**
@@ -274,20 +249,32 @@ export class AccountService {
     const hash = await hashSecret(checkPassword(input.password));
     const existing = await this.row(email);
     if (input.invitation) {
-      if (!existing?.invitation_hash || existing.invitation_hash !== sha256(input.invitation) || (existing.invitation_expires_at ?? '') < nowIso()) {
+      if (!existing?.invitationHash || existing.invitationHash !== sha256(input.invitation) || (existing.invitationExpiresAt ?? '') < nowIso()) {
         await this.byAddress.fail(`a:${address}`);
         throw unauthorized('The invitation is not valid for this email: it is wrong, used or expired. Ask an admin for a new one.');
       }
-      await this.db
-        .updateTable('accounts')
-        .set({ password_hash: hash, invitation_hash: null, invitation_expires_at: null, display_name: input.displayName ?? existing.display_name })
-        .where('id', '=', existing.id)
-        .execute();
-      return this.session((await this.row(email)) as AccountTable);
+      await this.records.update(existing.key, {
+        passwordHash: hash,
+        invitationHash: null,
+        invitationExpiresAt: null,
+        displayName: input.displayName ?? existing.displayName,
+      });
+      return this.session((await this.row(email)) as AccountRecord);
     }
     if (!input.registrationCode) throw invalidParameter("Give the invitation you were sent, or your lab's registration code.", 'registrationCode');
-    if (existing?.password_hash) {
+    if (existing?.passwordHash) {
       throw conflict('This email already has an account with a password: sign in, then use the registration code from your account.', 'email', 'AccountExists');
+    }
+    // A lab's code makes students only: it never completes an account an admin invited (whatever its role) or one
+    // with another role. Those are redeemed with their own invitation secret.
+    const invited = existing?.invitationHash !== null && existing?.invitationHash !== undefined && (existing.invitationExpiresAt ?? '') >= nowIso();
+    if (existing && (invited || existing.role !== 'user')) {
+      await this.byAddress.fail(`a:${address}`);
+      throw conflict(
+        'This email has an invitation waiting: choose your password with the invitation link or code you were sent (ask an admin for a new one if it expired), not with a lab code.',
+        'registrationCode',
+        'InvitationPending',
+      );
     }
     const ok = await this.labUsers.registerStudent(email, input.registrationCode);
     if (!ok) {
@@ -295,28 +282,20 @@ export class AccountService {
       throw unauthorized('The registration code is wrong, or this lab is not open and your email is not on its list. Check the code with your teacher.');
     }
     if (existing) {
-      await this.db
-        .updateTable('accounts')
-        .set({ password_hash: hash, invitation_hash: null, invitation_expires_at: null })
-        .where('id', '=', existing.id)
-        .execute();
+      await this.records.update(existing.key, { passwordHash: hash, invitationHash: null, invitationExpiresAt: null });
     } else {
-      await this.db
-        .insertInto('accounts')
-        .values({
-          id: randomUUID(),
-          email,
-          display_name: input.displayName ?? null,
-          role: 'user',
-          password_hash: hash,
-          invitation_hash: null,
-          invitation_expires_at: null,
-          created_at: nowIso(),
-          created_by: 'registration',
-          last_sign_in_at: null,
-        })
-        .execute();
+      await this.records.insert({
+        email,
+        displayName: input.displayName ?? null,
+        role: 'user',
+        passwordHash: hash,
+        invitationHash: null,
+        invitationExpiresAt: null,
+        createdAt: nowIso(),
+        createdBy: 'registration',
+        lastSignInAt: null,
+      });
     }
-    return this.session((await this.row(email)) as AccountTable);
+    return this.session((await this.row(email)) as AccountRecord);
   }
 }

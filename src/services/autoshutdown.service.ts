@@ -7,12 +7,11 @@
 // - shutdownOnIdle: LowUsage, under 5% of one CPU and nobody connected for
 //   idleDelay; UserAbsence, nobody connected for idleDelay (keyboard and mouse
 //   input inside the guest is not visible from the host).
-import type { Kysely } from 'kysely';
 import type { ComputeDriver } from '../compute/compute-driver.js';
-import type { Database } from '../db/schema.js';
+import type { AutoShutdownProfile } from '../repositories/profiles.js';
+import type { VmRepository } from '../repositories/vm.repository.js';
 import { SYSTEM, Ticker } from './common.js';
 import { durationSeconds } from './lab.service.js';
-import type { AutoShutdownProfile } from './lab-plan.service.js';
 import type { VmService } from './vm.service.js';
 
 const LOW_USAGE = 0.05;
@@ -33,7 +32,7 @@ export class AutoShutdownService {
   readonly actions: string[] = [];
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly vmRecords: VmRepository,
     private readonly vms: VmService,
     private readonly driver: ComputeDriver,
   ) {}
@@ -60,29 +59,24 @@ export class AutoShutdownService {
 
   /** Looks at every running student VM once and stops those whose lab's profile says so. */
   async tick(now = Date.now()): Promise<void> {
-    const rows = await this.db
-      .selectFrom('virtual_machines')
-      .innerJoin('labs', 'labs.id', 'virtual_machines.lab_id')
-      .select(['virtual_machines.id as id', 'virtual_machines.name as name', 'virtual_machines.state as state', 'labs.auto_shutdown_profile as profile'])
-      .where('virtual_machines.vm_type', '=', 'User')
-      .execute();
+    const rows = await this.vmRecords.studentVmsWithShutdownProfile();
     const seen = new Set<string>();
     for (const r of rows) {
       if (r.state !== 'Running') continue;
-      const activity = await this.driver.activity(r.id);
+      const activity = await this.driver.activity(r.key);
       if (!activity) continue;
-      seen.add(r.id);
-      let w = this.watches.get(r.id);
+      seen.add(r.key);
+      let w = this.watches.get(r.key);
       if (!w) {
         w = { since: now, everConnected: false, lastConnected: undefined, cpu: [], lastBusy: now };
-        this.watches.set(r.id, w);
+        this.watches.set(r.key, w);
       }
-      const connections = activity.connections + (this.consoles.get(r.id) ?? 0);
+      const connections = activity.connections + (this.consoles.get(r.key) ?? 0);
       if (connections > 0) {
         w.everConnected = true;
         w.lastConnected = now;
       }
-      const p = JSON.parse(r.profile) as AutoShutdownProfile;
+      const p = r.profile;
       const idleWindow = p.idleDelay ? durationSeconds(p.idleDelay, 'idleDelay') * 1000 : 15 * 60_000;
       w.cpu.push({ at: now, used: activity.cpuSeconds });
       while (w.cpu.length > 2 && (w.cpu[1] as { at: number }).at <= now - idleWindow) w.cpu.shift();
@@ -92,9 +86,9 @@ export class AutoShutdownService {
       const reason = this.reason(p, w, now, connections);
       if (!reason) continue;
       try {
-        await this.vms.powerByKey(SYSTEM, r.id, 'stop');
+        await this.vms.powerByKey(SYSTEM, r.key, 'stop');
         this.actions.push(`${new Date(now).toISOString()} ${r.name}: stopped (${reason})`);
-        this.watches.delete(r.id);
+        this.watches.delete(r.key);
       } catch {
         // Busy with another operation: look again at the next tick.
       }

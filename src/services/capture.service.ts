@@ -9,9 +9,8 @@ import { conflict, invalidParameter, LabforgeError } from '../errors.js';
 import type { ChunkStore, DiskManifest } from '../imagestore/chunk-store.js';
 import { parseLabVmId, parseVmId } from '../lib/arm-id.js';
 import type { Principal } from '../lib/principal.js';
-import type { VmRepository } from '../repositories/vm.repository.js';
+import type { VmRecord, VmRepository } from '../repositories/vm.repository.js';
 import { canSeeVm } from './policy.js';
-import { osDiskOf } from './vm.service.js';
 
 /** What a capture needs to know about the VM it reads. */
 export interface CaptureSource {
@@ -20,6 +19,21 @@ export interface CaptureSource {
   generalized: boolean;
   osType: string;
   hyperVGeneration: string;
+}
+
+/** The manifest of a VM's OS disk in the VM's region, and that region's store. */
+export async function osDiskOf(stores: Map<string, ChunkStore>, v: VmRecord): Promise<{ store: ChunkStore; disk: DiskManifest }> {
+  const store = stores.get(v.location);
+  const manifest = await store?.getManifest(v.versionKey);
+  const disk = manifest?.disks.find((d) => d.name === 'os');
+  if (!store || !disk) {
+    throw new LabforgeError(
+      409,
+      'SourceImageMissing',
+      `The image version this VM was made from (${v.exactVersion}) no longer has a replica in region '${v.location}'.`,
+    );
+  }
+  return { store, disk };
 }
 
 export class CaptureService {

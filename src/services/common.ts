@@ -1,19 +1,11 @@
 // Shared pieces of the service layer: principals, resource metadata,
-// optimistic concurrency, names and regions.
+// optimistic concurrency, names and regions. (Rows, stamps and row locks are
+// the repositories' business: src/repositories/common.ts.)
 import type { Config, RegionConfig } from '../config/config.js';
 import { invalidParameter, preconditionFailed } from '../errors.js';
 
 export { type Principal, ROLES, type Role, SYSTEM } from '../lib/principal.js';
-export {
-  creationStamp,
-  forUpdate,
-  keyOf,
-  modificationStamp,
-  newEtag,
-  parseJson,
-  type ResourceMeta,
-  resourceMeta,
-} from '../repositories/common.js';
+export type { ResourceMeta } from '../repositories/common.js';
 
 export interface Preconditions {
   ifMatch?: string;

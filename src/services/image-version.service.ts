@@ -1,90 +1,44 @@
 // Image versions: immutable content of an image definition, its target
 // regions and replication state, and the "latest" rule. Creating a version or
-// changing its target regions runs as a durable operation (see the handlers
-// at the end of this file).
+// changing its target regions runs as a durable operation (the work is in
+// jobs/version.jobs.ts). The rows are read and written through
+// ImageVersionRepository.
 import { randomUUID } from 'node:crypto';
-import type { Kysely, Transaction } from 'kysely';
-import type { CaptureStats } from '../compute/capture.js';
-import type { Database, Db, GalleryImageTable, GalleryImageVersionTable } from '../db/schema.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
 import { conflict, invalidParameter, LabforgeError, notFound } from '../errors.js';
-import { type ChunkStore, DEFAULT_BLOCK_SIZE, type DiskManifest, MANIFEST_FORMAT, type Manifest } from '../imagestore/chunk-store.js';
+import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { EXPORT_FORMATS, type ExportStream, exportDisk } from '../imagestore/export.js';
-import { importDisk } from '../imagestore/import.js';
-import { replicateVersion } from '../imagestore/replicate.js';
 import { versionArmId } from '../lib/arm-id.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
-import type { OperationHandler } from '../operations/worker.js';
+import type { GalleryImageRecord } from '../repositories/gallery.repository.js';
+import type {
+  DiskImage,
+  ImageVersion,
+  ImageVersionChange,
+  ImageVersionRepository,
+  RegionReplication,
+  StorageAccountType,
+  TargetRegion,
+  VersionStorage,
+} from '../repositories/image-version.repository.js';
+import type { LabRepository } from '../repositories/lab.repository.js';
 import type { VmRepository } from '../repositories/vm.repository.js';
 import type { CaptureService } from './capture.service.js';
-import {
-  checkPreconditions,
-  checkTags,
-  creationStamp,
-  forUpdate,
-  keyOf,
-  modificationStamp,
-  type Preconditions,
-  type Principal,
-  type RegionCatalog,
-  type ResourceMeta,
-  resourceMeta,
-} from './common.js';
+import { checkPreconditions, checkTags, type Preconditions, type Principal, type RegionCatalog } from './common.js';
 import type { GalleryService } from './gallery.service.js';
 import { UploadService } from './upload.service.js';
 
-export type ReplicationState = 'Unknown' | 'Replicating' | 'Completed' | 'Failed';
-export type StorageAccountType = 'Standard_LRS' | 'Standard_ZRS' | 'Premium_LRS';
-
-export interface TargetRegion {
-  name: string;
-  regionalReplicaCount: number;
-  storageAccountType: StorageAccountType;
-}
-
-export interface RegionReplication {
-  state: ReplicationState;
-  progress: number;
-  details?: string;
-}
-
-/** Where a disk's content comes from. `empty` is a blank disk of the given size. */
-export type DiskSource =
-  | { kind: 'empty'; uri: string }
-  | { kind: 'version'; id: string }
-  | { kind: 'upload'; uri: string; uploadId: string; format?: string }
-  /** A VM's OS disk, captured at the cost of what changed since its image. */
-  | { kind: 'vm'; id: string; vmKey: string; region: string }
-  /** A disk file on the server itself (built-in images only; never from the API). */
-  | { kind: 'file'; path: string };
-
-export interface DiskImage {
-  sizeGB: number;
-  hostCaching: 'None' | 'ReadOnly' | 'ReadWrite';
-  source: DiskSource;
-  lun?: number;
-}
-
-export interface VersionStorage {
-  /** Set when the version was made from another gallery image version. */
-  sourceId?: string;
-  /** Set when the version was captured from a virtual machine. */
-  sourceVirtualMachineId?: string;
-  osDisk: DiskImage;
-  dataDisks: DiskImage[];
-}
-
-export interface ImageVersion extends ResourceMeta {
-  galleryName: string;
-  imageName: string;
-  imageKey: string;
-  excludeFromLatest: boolean;
-  endOfLifeDate: string | null;
-  replicaCount: number;
-  targetRegions: TargetRegion[];
-  storage: VersionStorage;
-  replication: Record<string, RegionReplication>;
-  publishedDate: string;
-}
+export type {
+  DiskImage,
+  DiskSource,
+  ImageVersion,
+  RegionReplication,
+  ReplicationState,
+  StorageAccountType,
+  TargetRegion,
+  VersionStorage,
+} from '../repositories/image-version.repository.js';
 
 export interface ImageVersionInput {
   location?: string;
@@ -108,20 +62,6 @@ export const VERSION_REPLICATE = 'gallery.version.replicate';
 const MAX_INT32 = 2147483647;
 const STORAGE_TYPES: readonly StorageAccountType[] = ['Standard_LRS', 'Standard_ZRS', 'Premium_LRS'];
 const EMPTY_DISK = /^labforge:empty-disk\?sizeGB=([0-9]{1,5})$/;
-
-const toVersion = (r: GalleryImageVersionTable, galleryName: string, imageName: string): ImageVersion =>
-  Object.assign(resourceMeta(r), {
-    galleryName,
-    imageName,
-    imageKey: r.image_id,
-    excludeFromLatest: r.exclude_from_latest === 1,
-    endOfLifeDate: r.end_of_life_date,
-    replicaCount: r.replica_count,
-    targetRegions: JSON.parse(r.target_regions),
-    storage: JSON.parse(r.storage_profile),
-    replication: JSON.parse(r.replication),
-    publishedDate: r.published_date,
-  });
 
 /** Parses `MAJOR.MINOR.PATCH` (each a 32-bit integer) or explains the rule. */
 export function parseVersionName(name: string): [number, number, number] {
@@ -149,20 +89,17 @@ const regionsEqual = (a: TargetRegion[], b: TargetRegion[]) =>
 export class ImageVersionService {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly records: ImageVersionRepository,
     private readonly galleries: GalleryService,
     private readonly regions: RegionCatalog,
     private readonly operations: OperationStore,
     private readonly imageStores: Map<string, ChunkStore>,
     private readonly uploads: UploadService,
-    private readonly importSettings: { maxDiskBytes: number; tmpDir: string },
+    private readonly exportSettings: { tmpDir: string },
     private readonly capture: CaptureService,
     private readonly vmRecords: VmRepository,
+    private readonly labRecords: LabRepository,
   ) {}
-
-  private async versionRow(db: Db, imageId: string, name: string, lock = false) {
-    const q = db.selectFrom('gallery_image_versions').selectAll().where('image_id', '=', imageId).where('name_key', '=', keyOf(name));
-    return (lock ? forUpdate(db, q) : q).executeTakeFirst();
-  }
 
   private notFoundError(rg: string, gallery: string, image: string, name: string) {
     return notFound(
@@ -173,52 +110,25 @@ export class ImageVersionService {
 
   /** Returns a version by name; `latest` resolves to the highest version not excluded from latest. */
   async get(sub: string, rg: string, gallery: string, image: string, name: string): Promise<ImageVersion> {
-    const { gallery: g, image: img } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
+    const { gallery: g, image: img } = await this.galleries.requireImage(this.db, sub, rg, gallery, image, true);
     if (name.toLowerCase() === 'latest') {
-      const latest = await this.latest(this.db, img.id);
+      const latest = await this.records.latest(this.db, img);
       if (!latest) {
         throw notFound(
           'ResourceNotFound',
           `Image definition '${img.name}' has no version that can be used as latest: it has no versions, or every version is excluded from latest or not yet provisioned.`,
         );
       }
-      return toVersion(latest, g.name, img.name);
+      return latest;
     }
-    const row = await this.versionRow(this.db, img.id, name);
-    if (!row) throw this.notFoundError(rg, g.name, img.name, name);
-    return toVersion(row, g.name, img.name);
-  }
-
-  /** The highest version (by number, not creation time) that is provisioned and not excluded from latest. */
-  async latest(db: Db, imageKey: string): Promise<GalleryImageVersionTable | undefined> {
-    return db
-      .selectFrom('gallery_image_versions')
-      .selectAll()
-      .where('image_id', '=', imageKey)
-      .where('exclude_from_latest', '=', 0)
-      .where('provisioning_state', '=', 'Succeeded')
-      .orderBy('major', 'desc')
-      .orderBy('minor', 'desc')
-      .orderBy('patch', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    const v = await this.records.byName(this.db, img, name);
+    if (!v) throw this.notFoundError(rg, g.name, img.name, name);
+    return v;
   }
 
   async list(sub: string, rg: string, gallery: string, image: string, after: string | undefined, limit: number): Promise<ImageVersion[]> {
-    const { gallery: g, image: img } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
-    let q = this.db.selectFrom('gallery_image_versions').selectAll().where('image_id', '=', img.id);
-    if (after) {
-      const [a, b, c] = after.split('.').map(Number) as [number, number, number];
-      q = q.where((eb) =>
-        eb.or([
-          eb('major', '>', a),
-          eb.and([eb('major', '=', a), eb('minor', '>', b)]),
-          eb.and([eb('major', '=', a), eb('minor', '=', b), eb('patch', '>', c)]),
-        ]),
-      );
-    }
-    const rows = await q.orderBy('major').orderBy('minor').orderBy('patch').limit(limit).execute();
-    return rows.map((r) => toVersion(r, g.name, img.name));
+    const { image: img } = await this.galleries.requireImage(this.db, sub, rg, gallery, image, true);
+    return this.records.list(img, after, limit);
   }
 
   /** What still uses each version: VMs built on it and labs made from it (a version in use cannot be deleted). */
@@ -230,8 +140,9 @@ export class ImageVersionService {
       const lab = /^labs\/([^/]+)\/(.+)$/.exec(v.name);
       add(v.versionKey, lab ? `lab ${lab[1]}, VM ${lab[2]}` : `VM ${v.resourceGroup}/${v.name}`);
     }
-    const labs = await this.db.selectFrom('labs').select(['version_id', 'name']).where('version_id', 'in', keys).execute();
-    for (const l of labs) if (!(out.get(l.version_id) ?? []).some((x) => x.startsWith(`lab ${l.name},`))) add(l.version_id, `lab ${l.name}`);
+    for (const l of await this.labRecords.madeFromVersions(keys)) {
+      if (!(out.get(l.versionKey) ?? []).some((x) => x.startsWith(`lab ${l.name},`))) add(l.versionKey, `lab ${l.name}`);
+    }
     return out;
   }
 
@@ -298,7 +209,7 @@ export class ImageVersionService {
     return { targets, replicaCount };
   }
 
-  private async checkStorage(p: Principal, input: ImageVersionInput, image: GalleryImageTable): Promise<VersionStorage> {
+  private async checkStorage(p: Principal, input: ImageVersionInput, image: GalleryImageRecord): Promise<VersionStorage> {
     const sp = input.storageProfile;
     const unsupported = (what: string, field: string) =>
       invalidParameter(
@@ -379,24 +290,24 @@ export class ImageVersionService {
   }
 
   /** A version captured from a VM: the image definition's OS type, generation and state must match the VM. */
-  private async checkCapture(p: Principal, vmId: string, image: GalleryImageTable, disksToo: boolean): Promise<VersionStorage> {
+  private async checkCapture(p: Principal, vmId: string, image: GalleryImageRecord, disksToo: boolean): Promise<VersionStorage> {
     const field = 'properties.storageProfile.source.virtualMachineId';
     if (disksToo) throw invalidParameter('Give either storageProfile.source.virtualMachineId or osDiskImage/dataDiskImages sources, not both.', field);
     const vm = await this.capture.source(p, vmId, field);
-    if (vm.osType !== image.os_type || vm.hyperVGeneration !== image.hyper_v_generation) {
+    if (vm.osType !== image.osType || vm.hyperVGeneration !== image.hyperVGeneration) {
       throw invalidParameter(
-        `The VM runs a ${vm.osType} ${vm.hyperVGeneration} image but image definition '${image.name}' is ${image.os_type} ${image.hyper_v_generation}. Capture it into an image definition with the same OS type and Hyper-V generation.`,
+        `The VM runs a ${vm.osType} ${vm.hyperVGeneration} image but image definition '${image.name}' is ${image.osType} ${image.hyperVGeneration}. Capture it into an image definition with the same OS type and Hyper-V generation.`,
         field,
       );
     }
-    if (image.os_state === 'Generalized' && !vm.generalized) {
+    if (image.osState === 'Generalized' && !vm.generalized) {
       throw conflict(
         `Image definition '${image.name}' is Generalized, but the VM was not generalized. Deprovision the guest (cloud-init clean, waagent -deprovision+user, or sysprep on Windows), stop the VM, call POST .../generalize on it, then capture. Or capture into a Specialized image definition to keep the VM as it is.`,
         field,
         'OperationNotAllowed',
       );
     }
-    if (image.os_state === 'Specialized' && vm.generalized) {
+    if (image.osState === 'Specialized' && vm.generalized) {
       throw conflict(
         `The VM was generalized, so its disk has no identity of its own any more; capture it into a Generalized image definition, not the Specialized '${image.name}'.`,
         field,
@@ -438,22 +349,21 @@ export class ImageVersionService {
         'properties.publishingProfile.endOfLifeDate',
       );
     }
-    const { image: img0 } = await this.galleries.requireImageRow(this.db, sub, rg, gallery, image, true);
+    const { image: img0 } = await this.galleries.requireImage(this.db, sub, rg, gallery, image, true);
     // Resolve the content source before the write transaction: it may read other versions.
-    const exists = await this.versionRow(this.db, img0.id, name);
+    const exists = await this.records.byName(this.db, img0, name);
     const storage = exists || mode === 'patch' ? undefined : (preset ?? (await this.checkStorage(p, input, img0)));
 
     const result = await this.db.transaction().execute(async (tx) => {
-      const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
-      const row = await this.versionRow(tx, img.id, name, true);
-      checkPreconditions(`Image version '${name}'`, row?.etag, pre);
-      if (row) {
-        const current = toVersion(row, g.name, img.name);
-        if (input.location && this.regions.require(input.location).name !== row.location) {
+      const { gallery: g, image: img } = await this.galleries.requireImage(tx, sub, rg, gallery, image, true);
+      const current = await this.records.byName(tx, img, name, true);
+      checkPreconditions(`Image version '${name}'`, current?.etag, pre);
+      if (current) {
+        if (input.location && this.regions.require(input.location).name !== current.location) {
           throw new LabforgeError(
             409,
             'PropertyChangeNotAllowed',
-            `Changing property 'location' is not allowed: version ${name} is in '${row.location}'.`,
+            `Changing property 'location' is not allowed: version ${name} is in '${current.location}'.`,
             'location',
           );
         }
@@ -471,28 +381,27 @@ export class ImageVersionService {
             `Image version '${name}' is busy with operation ${active.id} (${active.kind}, ${active.percentComplete}% done). Wait for it to finish or cancel it, then retry.`,
           );
         }
-        const { targets, replicaCount } = this.checkTargetRegions(input, g.name, row.location, current);
-        const upd: Partial<GalleryImageVersionTable> = { ...modificationStamp(p), replica_count: replicaCount, target_regions: JSON.stringify(targets) };
-        if (tags !== undefined || mode === 'put') upd.tags = JSON.stringify(tags ?? {});
-        if (pp.excludeFromLatest !== undefined || mode === 'put') upd.exclude_from_latest = pp.excludeFromLatest ? 1 : 0;
-        if (pp.endOfLifeDate !== undefined || mode === 'put') upd.end_of_life_date = pp.endOfLifeDate ? new Date(pp.endOfLifeDate).toISOString() : null;
+        const { targets, replicaCount } = this.checkTargetRegions(input, g.name, current.location, current);
+        const change: ImageVersionChange = { replicaCount, targetRegions: targets };
+        if (tags !== undefined || mode === 'put') change.tags = tags ?? {};
+        if (pp.excludeFromLatest !== undefined || mode === 'put') change.excludeFromLatest = Boolean(pp.excludeFromLatest);
+        if (pp.endOfLifeDate !== undefined || mode === 'put') change.endOfLifeDate = pp.endOfLifeDate ? new Date(pp.endOfLifeDate).toISOString() : null;
         let operation: Operation | undefined;
         if (!regionsEqual(targets, current.targetRegions)) {
           const replication = { ...current.replication };
           for (const t of targets) if (replication[t.name]?.state !== 'Completed') replication[t.name] = { state: 'Replicating', progress: 0 };
-          upd.replication = JSON.stringify(replication);
-          upd.provisioning_state = 'Updating';
+          change.replication = replication;
+          change.provisioningState = 'Updating';
           operation = await this.operations.enqueue(tx, {
             kind: VERSION_REPLICATE,
-            subscriptionId: row.subscription_id,
-            location: row.location,
+            subscriptionId: current.subscriptionId,
+            location: current.location,
             targetId: versionArmId(current),
-            input: { versionKey: row.id },
+            input: { versionKey: current.key },
             createdBy: p.subject,
           });
         }
-        await tx.updateTable('gallery_image_versions').set(upd).where('id', '=', row.id).execute();
-        return { version: toVersion({ ...row, ...upd }, g.name, img.name), created: false, operation };
+        return { version: await this.records.modify(tx, current, p, change), created: false, operation };
       }
       if (mode === 'patch') throw this.notFoundError(rg, g.name, img.name, name);
       if (input.location && this.regions.require(input.location).name !== g.location) {
@@ -504,37 +413,30 @@ export class ImageVersionService {
       const { targets, replicaCount } = this.checkTargetRegions(input, g.name, g.location);
       const replication: Record<string, RegionReplication> = {};
       for (const t of targets) replication[t.name] = { state: 'Replicating', progress: 0 };
-      const values: GalleryImageVersionTable = {
-        id: randomUUID(),
-        subscription_id: g.subscription_id,
-        resource_group: g.resource_group,
-        resource_group_key: g.resource_group_key,
-        name: `${major}.${minor}.${patch}`,
-        name_key: keyOf(`${major}.${minor}.${patch}`),
-        location: g.location,
-        tags: JSON.stringify(tags ?? {}),
-        provisioning_state: 'Creating',
-        image_id: img.id,
-        major,
-        minor,
-        patch,
-        exclude_from_latest: pp.excludeFromLatest ? 1 : 0,
-        end_of_life_date: pp.endOfLifeDate ? new Date(pp.endOfLifeDate).toISOString() : null,
-        replica_count: replicaCount,
-        target_regions: JSON.stringify(targets),
-        storage_profile: JSON.stringify(storage),
-        replication: JSON.stringify(replication),
-        published_date: new Date().toISOString(),
-        ...creationStamp(p),
-      };
-      await tx.insertInto('gallery_image_versions').values(values).execute();
-      const version = toVersion(values, g.name, img.name);
+      const version = await this.records.insert(
+        tx,
+        p,
+        { key: img.key, name: img.name, galleryName: g.name, subscriptionId: g.subscriptionId, resourceGroup: g.resourceGroup, location: g.location },
+        {
+          key: randomUUID(),
+          name: `${major}.${minor}.${patch}`,
+          tags: tags ?? {},
+          provisioningState: 'Creating',
+          excludeFromLatest: Boolean(pp.excludeFromLatest),
+          endOfLifeDate: pp.endOfLifeDate ? new Date(pp.endOfLifeDate).toISOString() : null,
+          replicaCount,
+          targetRegions: targets,
+          storage: storage as VersionStorage,
+          replication,
+          publishedDate: new Date().toISOString(),
+        },
+      );
       const operation = await this.operations.enqueue(tx, {
         kind: VERSION_CREATE,
-        subscriptionId: values.subscription_id,
-        location: values.location,
+        subscriptionId: version.subscriptionId,
+        location: version.location,
         targetId: versionArmId(version),
-        input: { versionKey: values.id },
+        input: { versionKey: version.key },
         createdBy: p.subject,
       });
       return { version, created: true, operation };
@@ -545,11 +447,11 @@ export class ImageVersionService {
 
   async delete(sub: string, rg: string, gallery: string, image: string, name: string, pre?: Preconditions): Promise<boolean> {
     const deleted = await this.db.transaction().execute(async (tx) => {
-      const { gallery: g, image: img } = await this.galleries.requireImageRow(tx, sub, rg, gallery, image, true);
-      const row = await this.versionRow(tx, img.id, name, true);
+      const { image: img } = await this.galleries.requireImage(tx, sub, rg, gallery, image, true);
+      const row = await this.records.byName(tx, img, name, true);
       checkPreconditions(`Image version '${name}'`, row?.etag, pre);
       if (!row) return undefined;
-      const users = await this.vmRecords.usersOfVersions([row.id], 6, tx);
+      const users = await this.vmRecords.usersOfVersions([row.key], 6, tx);
       if (users.length) {
         const names = users.slice(0, 5).map((u) => `${u.resourceGroup}/${u.name}`);
         throw conflict(
@@ -558,14 +460,14 @@ export class ImageVersionService {
           'VersionInUse',
         );
       }
-      const active = await this.operations.activeFor(tx, versionArmId(toVersion(row, g.name, img.name)));
+      const active = await this.operations.activeFor(tx, versionArmId(row));
       if (active) {
         throw conflict(
           `Image version '${row.name}' is busy with operation ${active.id} (${active.kind}, ${active.percentComplete}% done). Wait for it to finish, or cancel it, before deleting the version.`,
         );
       }
-      await tx.deleteFrom('gallery_image_versions').where('id', '=', row.id).execute();
-      return row.id;
+      await this.records.delete(tx, row.key);
+      return row.key;
     });
     if (!deleted) return false;
     await this.dropManifests(deleted);
@@ -604,256 +506,19 @@ export class ImageVersionService {
       const names = manifest?.disks.map((d) => d.name).join(', ') ?? 'none';
       throw notFound('ResourceNotFound', `Version ${v.name} has no disk '${diskName}' in region '${region}'. Its disks: ${names}.`);
     }
-    const out = await exportDisk(this.regionStore(region), disk, format, this.importSettings.tmpDir);
+    const out = await exportDisk(this.regionStore(region), disk, format, this.exportSettings.tmpDir);
     const ext = format === 'raw' ? 'img' : format;
     return { ...out, fileName: `${v.imageName}-${v.name}-${diskName}.${ext}` };
   }
 
-  // ---- operation handlers ----
-
-  private async loadForOperation(db: Db, versionKey: string) {
-    const row = await db.selectFrom('gallery_image_versions').selectAll().where('id', '=', versionKey).executeTakeFirst();
-    if (!row) throw new LabforgeError(404, 'ResourceNotFound', 'The image version this operation works on no longer exists.');
-    return row;
-  }
-
-  private async setReplication(db: Db, versionKey: string, region: string, r: RegionReplication): Promise<void> {
-    const row = await this.loadForOperation(db, versionKey);
-    const replication = JSON.parse(row.replication) as Record<string, RegionReplication>;
-    replication[region] = r;
-    await db
-      .updateTable('gallery_image_versions')
-      .set({ replication: JSON.stringify(replication) })
-      .where('id', '=', versionKey)
-      .execute();
-  }
-
-  /** Copies the version's content to each target region that does not hold it yet, reporting progress. */
   private regionStore(region: string): ChunkStore {
     const store = this.imageStores.get(region);
     if (!store) throw new LabforgeError(500, 'RegionNotConfigured', `Region '${region}' has no image store configured on this server.`);
     return store;
   }
 
-  /** Writes the version's manifest in its home region: imported uploads, the disks of its source, or empty disks. */
-  private async writeContent(row: GalleryImageVersionTable, ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0]): Promise<void> {
-    const home = this.regionStore(row.location);
-    const storage = JSON.parse(row.storage_profile) as VersionStorage;
-    let manifest: Manifest;
-    if (storage.sourceId) {
-      const m =
-        /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)\/images\/([^/]+)\/versions\/([^/]+)$/i.exec(
-          storage.sourceId,
-        );
-      const [, sub, rg, g, i, v] = m as unknown as string[];
-      const source = await this.get(sub as string, rg as string, g as string, i as string, v as string);
-      const found = await home.getManifest(source.key);
-      if (!found) {
-        throw new LabforgeError(
-          409,
-          'SourceNotReplicated',
-          `The source version ${source.name} has no completed replica in region '${row.location}'. Add '${row.location}' to its target regions, wait for replication, then retry.`,
-        );
-      }
-      manifest = found;
-    } else if (storage.osDisk.source.kind === 'vm') {
-      manifest = await this.captureContent(row, storage, ctx);
-    } else {
-      const disks = [{ name: 'os', d: storage.osDisk }, ...storage.dataDisks.map((d) => ({ name: `data-${d.lun}`, d }))];
-      const out: DiskManifest[] = [];
-      for (const [index, { name, d }] of disks.entries()) {
-        if (d.source.kind === 'upload' || d.source.kind === 'file') {
-          const upload = d.source.kind === 'upload' ? await this.uploads.get(d.source.uploadId) : { complete: true, path: d.source.path };
-          if (!upload?.complete)
-            throw new LabforgeError(409, 'UploadMissing', `The upload for disk '${name}' is gone; upload the disk again and create the version anew.`);
-          let last = 0;
-          const imported = await importDisk(home, upload.path, {
-            name,
-            maxVirtualSize: this.importSettings.maxDiskBytes,
-            tmpDir: this.importSettings.tmpDir,
-            tmpName: `${row.id}-${name}`,
-            signal: ctx.signal,
-            onProgress: (f) => {
-              if (Date.now() - last < 500) return;
-              last = Date.now();
-              void ctx.progress(Math.floor(((index + f) / disks.length) * 50), `Importing disk '${name}'`).catch(() => undefined);
-            },
-          });
-          d.sizeGB = Math.ceil(imported.disk.virtualSize / 2 ** 30);
-          if (d.source.kind === 'upload') d.source.format = imported.format;
-          out.push(imported.disk);
-        } else {
-          out.push({ name, virtualSize: d.sizeGB * 2 ** 30, blockSize: DEFAULT_BLOCK_SIZE, blocks: [] });
-        }
-      }
-      manifest = { format: MANIFEST_FORMAT, disks: out };
-      await this.db
-        .updateTable('gallery_image_versions')
-        .set({ storage_profile: JSON.stringify(storage) })
-        .where('id', '=', row.id)
-        .execute();
-    }
-    await home.putManifest(row.id, manifest);
-    await this.dropUploads(row);
-  }
-
-  /** Captures the source VM's disk in the VM's region, then brings the version's chunks to its home region. */
-  private async captureContent(
-    row: GalleryImageVersionTable,
-    storage: VersionStorage,
-    ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0],
-  ): Promise<Manifest> {
-    const src = storage.osDisk.source as Extract<DiskSource, { kind: 'vm' }>;
-    const vmStore = this.regionStore(src.region);
-    await ctx.progress(5, 'Capturing the VM disk (only the blocks it changed)');
-    const { disk, stats } = await this.capture.disk(src.vmKey, vmStore, 'os');
-    const manifest: Manifest = { format: MANIFEST_FORMAT, disks: [disk] };
-    storage.osDisk.sizeGB = Math.ceil(disk.virtualSize / 2 ** 30);
-    await this.db
-      .updateTable('gallery_image_versions')
-      .set({ storage_profile: JSON.stringify(storage) })
-      .where('id', '=', row.id)
-      .execute();
-    ctx.checkpoint.result = { capture: stats };
-    const mib = (n: number) => (n / 2 ** 20).toFixed(1);
-    await ctx.progress(
-      40,
-      `Captured ${stats.blocksChanged} changed block(s): ${stats.chunksCreated} new chunk(s), ${mib(stats.bytesCreated)} MiB stored, ${mib(stats.bytesRead)} MiB read`,
-    );
-    if (src.region !== row.location) {
-      await vmStore.putManifest(row.id, manifest);
-      await replicateVersion(vmStore, this.regionStore(row.location), row.id, { signal: ctx.signal });
-      const targets = JSON.parse(row.target_regions) as TargetRegion[];
-      if (!targets.some((t) => t.name === src.region)) await vmStore.deleteManifest(row.id);
-    }
-    return manifest;
-  }
-
-  /** Uploaded files are consumed by the import, whether it succeeded or was refused. */
-  private async dropUploads(row: GalleryImageVersionTable | undefined): Promise<void> {
-    if (!row) return;
-    const storage = JSON.parse(row.storage_profile) as VersionStorage;
-    for (const d of [storage.osDisk, ...storage.dataDisks]) if (d.source.kind === 'upload') await this.uploads.delete(d.source.uploadId);
-  }
-
-  /** Copies the version to each target region that lacks it (only the missing chunks), reporting progress. */
-  private async replicateAll(ctx: Parameters<OperationHandler<{ versionKey: string }>['run']>[0], base: number): Promise<void> {
-    const { versionKey } = ctx.input;
-    const row = await this.loadForOperation(this.db, versionKey);
-    const targets = JSON.parse(row.target_regions) as TargetRegion[];
-    const home = this.regionStore(row.location);
-    let i = 0;
-    for (const t of targets) {
-      await ctx.step(`replicate:${t.name}`, async () => {
-        await this.setReplication(this.db, versionKey, t.name, { state: 'Replicating', progress: 0 });
-        let last = 0;
-        const result = await replicateVersion(home, this.regionStore(t.name), versionKey, {
-          signal: ctx.signal,
-          onProgress: (p) => {
-            if (Date.now() - last < 500 || p.chunksTotal === 0) return;
-            last = Date.now();
-            const pct = Math.floor((100 * p.chunksDone) / p.chunksTotal);
-            void this.setReplication(this.db, versionKey, t.name, { state: 'Replicating', progress: pct }).catch(() => undefined);
-          },
-        });
-        const sent = t.name === row.location ? 'source region' : `${result.chunksSent} of ${result.chunksTotal} chunks sent (${result.bytesSent} bytes)`;
-        await this.setReplication(this.db, versionKey, t.name, { state: 'Completed', progress: 100, details: sent });
-        i += 1;
-        await ctx.progress(base + ((100 - base) * i) / targets.length, `Replicated to ${t.name} (${sent})`);
-      });
-    }
-    // Regions dropped from the target list lose their replica (its chunks go at the next garbage collection).
-    const replication = JSON.parse((await this.loadForOperation(this.db, versionKey)).replication) as Record<string, RegionReplication>;
-    for (const region of Object.keys(replication)) {
-      if (!targets.some((t) => t.name === region)) {
-        await this.imageStores.get(region)?.deleteManifest(versionKey);
-        delete replication[region];
-      }
-    }
-    await this.db
-      .updateTable('gallery_image_versions')
-      .set({ replication: JSON.stringify(replication) })
-      .where('id', '=', versionKey)
-      .execute();
-  }
-
   /** Removes a version's manifests from every region (its chunks go at the next garbage collection). */
-  private async dropManifests(versionKey: string): Promise<void> {
+  async dropManifests(versionKey: string): Promise<void> {
     for (const store of this.imageStores.values()) await store.deleteManifest(versionKey);
-  }
-
-  private markFailed = async (tx: Transaction<Database>, versionKey: string, details: string) => {
-    const row = await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', versionKey).executeTakeFirst();
-    if (!row) return;
-    const replication = JSON.parse(row.replication) as Record<string, RegionReplication>;
-    for (const r of Object.values(replication)) if (r.state !== 'Completed') Object.assign(r, { state: 'Failed', details });
-    await tx
-      .updateTable('gallery_image_versions')
-      .set({ provisioning_state: 'Failed', replication: JSON.stringify(replication) })
-      .where('id', '=', versionKey)
-      .execute();
-  };
-
-  handlers(): OperationHandler<{ versionKey: string }>[] {
-    return [
-      {
-        kind: VERSION_CREATE,
-        run: async (ctx) => {
-          await ctx.step('content', async () => {
-            const row = await this.loadForOperation(this.db, ctx.input.versionKey);
-            await this.writeContent(row, ctx);
-            const storage = JSON.parse(row.storage_profile) as VersionStorage;
-            await ctx.progress(50, `Stored ${1 + storage.dataDisks.length} disk(s) in ${row.location}`);
-          });
-          await this.replicateAll(ctx, 50);
-          await ctx.complete('Succeeded', async (tx) => {
-            await tx
-              .updateTable('gallery_image_versions')
-              .set({ provisioning_state: 'Succeeded', etag: `"${randomUUID()}"` })
-              .where('id', '=', ctx.input.versionKey)
-              .execute();
-          });
-        },
-        onCancel: async (ctx, tx) => {
-          // A version whose content never finished must not remain: remove it.
-          const row = await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', ctx.input.versionKey).executeTakeFirst();
-          await tx.deleteFrom('gallery_image_versions').where('id', '=', ctx.input.versionKey).execute();
-          await this.dropManifests(ctx.input.versionKey);
-          await this.dropUploads(row);
-        },
-        onFailure: async (ctx, tx, error) => {
-          await this.markFailed(tx, ctx.input.versionKey, error.message);
-          // A refused or broken upload is not kept: nothing of it stays on the server.
-          await this.dropUploads(await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', ctx.input.versionKey).executeTakeFirst());
-        },
-      },
-      {
-        kind: VERSION_REPLICATE,
-        run: async (ctx) => {
-          await this.replicateAll(ctx, 0);
-          await ctx.complete('Succeeded', async (tx) => {
-            await tx
-              .updateTable('gallery_image_versions')
-              .set({ provisioning_state: 'Succeeded', etag: `"${randomUUID()}"` })
-              .where('id', '=', ctx.input.versionKey)
-              .execute();
-          });
-        },
-        onCancel: async (ctx, tx) => {
-          const row = await tx.selectFrom('gallery_image_versions').selectAll().where('id', '=', ctx.input.versionKey).executeTakeFirst();
-          if (!row) return;
-          // Keep the regions that finished; drop the ones that did not.
-          const replication = JSON.parse(row.replication) as Record<string, RegionReplication>;
-          const targets = (JSON.parse(row.target_regions) as TargetRegion[]).filter((t) => replication[t.name]?.state === 'Completed');
-          for (const k of Object.keys(replication)) if (!targets.some((t) => t.name === k)) delete replication[k];
-          await tx
-            .updateTable('gallery_image_versions')
-            .set({ provisioning_state: 'Succeeded', target_regions: JSON.stringify(targets), replication: JSON.stringify(replication) })
-            .where('id', '=', ctx.input.versionKey)
-            .execute();
-        },
-        onFailure: async (ctx, tx, error) => this.markFailed(tx, ctx.input.versionKey, error.message),
-      },
-    ];
   }
 }

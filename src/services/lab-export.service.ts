@@ -6,8 +6,6 @@ import { conflict, forbidden, invalidParameter } from '../errors.js';
 import { galleryArmId, labVmArmId, parseGalleryId, parseLabVmId } from '../lib/arm-id.js';
 import type { Principal } from '../lib/principal.js';
 import type { Operation } from '../operations/operation.store.js';
-import type { LabRepository } from '../repositories/lab.repository.js';
-import { resourceMeta } from './common.js';
 import type { GalleryService } from './gallery.service.js';
 import { type ImageVersionService, parseVersionName } from './image-version.service.js';
 import type { LabService } from './lab.service.js';
@@ -18,7 +16,6 @@ import { isStaff } from './policy.js';
 export class LabExportService {
   constructor(
     private readonly labs: LabService,
-    private readonly labRecords: LabRepository,
     private readonly labVms: LabVmService,
     private readonly plans: LabPlanService,
     private readonly galleries: GalleryService,
@@ -33,7 +30,7 @@ export class LabExportService {
     planName: string,
     body: { name?: string; labVirtualMachineId?: string; updateExisting?: boolean },
   ): Promise<{ operation: Operation; imageId: string; version: string }> {
-    const plan = await this.plans.requirePlanRow(this.plans.db, sub, rg, planName);
+    const plan = await this.plans.get(sub, rg, planName);
     const id = parseLabVmId(body.labVirtualMachineId ?? '');
     if (!id)
       throw invalidParameter(
@@ -41,31 +38,31 @@ export class LabExportService {
         'labVirtualMachineId',
       );
     const lab = await this.labs.requireLab(p, id.subscriptionId, id.resourceGroup, id.labName);
-    if (lab.labPlanKey !== plan.id) throw invalidParameter(`Lab '${lab.name}' belongs to another lab plan than '${plan.name}'.`, 'labVirtualMachineId');
+    if (lab.labPlanKey !== plan.key) throw invalidParameter(`Lab '${lab.name}' belongs to another lab plan than '${plan.name}'.`, 'labVirtualMachineId');
     if (!isStaff(p)) throw forbidden('Only lab staff can export a lab VM to the gallery.');
     this.labs.checkOwner(p, lab);
     const vm = await this.labVms.get(p, id.subscriptionId, id.resourceGroup, id.labName, id.name);
-    if (!plan.shared_gallery_id) {
+    if (!plan.sharedGalleryId) {
       throw conflict(
         `Lab plan '${plan.name}' has no attached gallery to save images into. An admin attaches one (sharedGalleryId).`,
         undefined,
         'NoAttachedGallery',
       );
     }
-    const g = parseGalleryId(plan.shared_gallery_id) as NonNullable<ReturnType<typeof parseGalleryId>>;
+    const g = parseGalleryId(plan.sharedGalleryId) as NonNullable<ReturnType<typeof parseGalleryId>>;
     let imageName: string;
     if (body.updateExisting) {
       const targetKey = lab.exportedImageKey ?? lab.sourceImageKey;
       const target = targetKey ? await this.galleries.imageByKey(targetKey) : undefined;
-      const gallery = target ? await this.galleries.galleryByKey(target.gallery_id) : undefined;
-      if (!target || !gallery || galleryArmId(resourceMeta(gallery)).toLowerCase() !== plan.shared_gallery_id.toLowerCase()) {
+      const gallery = target ? await this.galleries.galleryByKey(target.galleryKey) : undefined;
+      if (!target || !gallery || galleryArmId(gallery).toLowerCase() !== plan.sharedGalleryId.toLowerCase()) {
         throw conflict(
           `Lab '${lab.name}' has no image in the attached gallery to update (it was made from ${target ? `'${target.name}', outside that gallery` : 'an image that no longer exists'}). Save it as a new image instead.`,
           'updateExisting',
           'OperationNotAllowed',
         );
       }
-      if (target.os_state !== 'Specialized') {
+      if (target.osState !== 'Specialized') {
         throw conflict(
           `Image '${target.name}' is Generalized; a lab template is saved as a Specialized image. Save it as a new image instead.`,
           'updateExisting',
@@ -121,8 +118,8 @@ export class LabExportService {
     );
     const image = await this.galleries.getImage(g.subscriptionId, g.resourceGroup, g.name, imageName);
     // The educator saved it to reuse it: the plan offers it to creators at once.
-    await this.plans.enable(this.plans.db, plan.id, image.key, 'Enabled', p);
-    await this.labRecords.update(this.labRecords.db, lab.key, { exportedImageKey: image.key, exportOperationId: operation?.id ?? null });
+    await this.plans.enable(this.plans.db, plan.key, image.key, 'Enabled', p);
+    await this.labs.recordExport(lab.key, image.key, operation?.id ?? null);
     return {
       operation: operation as Operation,
       imageId: `${galleryArmId(g)}/images/${imageName}`,

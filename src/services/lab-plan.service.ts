@@ -8,37 +8,20 @@ import type { Database, Db, GalleryImageTable, GalleryImageVersionTable, Gallery
 import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
 import { galleryArmId, labPlanArmId } from '../lib/arm-id.js';
 import { nowIso } from '../lib/time.js';
+import { type Gallery, type GalleryImageRecord, type GalleryRepository, galleryImageRowOf, galleryRowOf } from '../repositories/gallery.repository.js';
+import { type ImageVersion, type ImageVersionRepository, imageVersionRowOf } from '../repositories/image-version.repository.js';
+import type { LabRepository } from '../repositories/lab.repository.js';
+import { type LabPlan, type LabPlanChange, type LabPlanRepository, labPlanRowOf, toLabPlan } from '../repositories/lab-plan.repository.js';
 import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
 import { BUILTIN_GALLERY, BUILTIN_GROUP } from './builtin-images.js';
-import {
-  checkPreconditions,
-  checkTags,
-  creationStamp,
-  forUpdate,
-  keyOf,
-  modificationStamp,
-  type Preconditions,
-  type Principal,
-  type RegionCatalog,
-  type ResourceMeta,
-  resourceMeta,
-} from './common.js';
-import type { ImageVersionService, RegionReplication, VersionStorage } from './image-version.service.js';
+import { checkPreconditions, checkTags, type Preconditions, type Principal, type RegionCatalog } from './common.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 
 /** Largest OS disk Azure Lab Services offers to creators. */
 export const MAX_LAB_IMAGE_GB = 128;
 
+export type { LabPlan } from '../repositories/lab-plan.repository.js';
 export type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
-
-export interface LabPlan extends ResourceMeta {
-  allowedRegions: string[];
-  defaultConnectionProfile: ConnectionProfile;
-  defaultAutoShutdownProfile: AutoShutdownProfile;
-  sharedGalleryId: string | null;
-  supportInfo: Record<string, string> | null;
-  linkedLmsInstance: string | null;
-}
 
 export interface LabPlanInput {
   location?: string;
@@ -60,9 +43,14 @@ export interface LabPlanImage {
   planKey: string;
   name: string;
   imageKey: string;
+  /** The gallery, the image definition and its latest version as rows, for API code that still renders rows (it goes when that code renders the records below). */
   gallery: GalleryTable;
   image: GalleryImageTable;
   latest: GalleryImageVersionTable | undefined;
+  galleryRecord: Gallery;
+  imageRecord: GalleryImageRecord;
+  /** The version a lab made from the image now gets. */
+  latestVersion: ImageVersion | undefined;
   enabled: boolean;
   builtin: boolean;
   osDiskSizeGB: number | null;
@@ -75,16 +63,6 @@ const ENABLE = ['Enabled', 'Disabled'];
 const CONNECTION = ['Public', 'Private', 'None'];
 const IDLE = ['None', 'UserAbsence', 'LowUsage'];
 const GALLERY_ARM_ID = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.Compute\/galleries\/([^/]+)$/i;
-
-const toPlan = (r: LabPlanTable): LabPlan =>
-  Object.assign(resourceMeta(r), {
-    allowedRegions: JSON.parse(r.allowed_regions) as string[],
-    defaultConnectionProfile: JSON.parse(r.default_connection_profile) as ConnectionProfile,
-    defaultAutoShutdownProfile: JSON.parse(r.default_auto_shutdown_profile) as AutoShutdownProfile,
-    sharedGalleryId: r.shared_gallery_id,
-    supportInfo: r.support_info ? (JSON.parse(r.support_info) as Record<string, string>) : null,
-    linkedLmsInstance: r.linked_lms_instance,
-  });
 
 function pick(v: unknown, allowed: string[], field: string, fallback: string): string {
   if (v === undefined || v === null) return fallback;
@@ -124,51 +102,45 @@ export function checkAutoShutdown(a: Partial<AutoShutdownProfile> | undefined, f
 export class LabPlanService {
   constructor(
     readonly db: Kysely<Database>,
+    private readonly records: LabPlanRepository,
+    private readonly galleryRecords: GalleryRepository,
+    private readonly versionRecords: ImageVersionRepository,
+    private readonly labRecords: LabRepository,
     private readonly groups: ResourceGroupService,
-    private readonly versions: ImageVersionService,
     private readonly regions: RegionCatalog,
   ) {}
-
-  private async planRow(db: Db, sub: string, rg: string, name: string, lock = false) {
-    const q = db
-      .selectFrom('lab_plans')
-      .selectAll()
-      .where('subscription_id', '=', sub.toLowerCase())
-      .where('resource_group_key', '=', keyOf(rg))
-      .where('name_key', '=', keyOf(name));
-    return (lock ? forUpdate(db, q) : q).executeTakeFirst();
-  }
 
   private notFoundError(rg: string, name: string) {
     return notFound('ResourceNotFound', `The Resource 'Microsoft.LabServices/labPlans/${name}' under resource group '${rg}' was not found.`);
   }
 
+  /** The plan, or the ARM 404. */
+  async requirePlan(db: Db, sub: string, rg: string, name: string): Promise<LabPlan> {
+    const plan = await this.records.byName(db, sub, rg, name);
+    if (!plan) throw this.notFoundError(rg, name);
+    return plan;
+  }
+
+  /** The plan as a row, for the API's routes of a plan's images until they take the record (`get`, `planImages`). */
   async requirePlanRow(db: Db, sub: string, rg: string, name: string): Promise<LabPlanTable> {
-    const r = await this.planRow(db, sub, rg, name);
-    if (!r) throw this.notFoundError(rg, name);
-    return r;
+    return labPlanRowOf(await this.requirePlan(db, sub, rg, name));
   }
 
   /** A lab plan by its ARM id (as labs refer to it). */
-  async byArmId(id: string, field: string): Promise<LabPlanTable> {
+  async byArmId(id: string, field: string): Promise<LabPlan> {
     const m = /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.LabServices\/labPlans\/([^/]+)$/i.exec(id);
-    const r = m ? await this.planRow(this.db, m[1] as string, m[2] as string, m[3] as string) : undefined;
-    if (!r) throw invalidParameter(`The lab plan '${id}' does not exist. Give the id of a lab plan, as GET .../labPlans lists them.`, field);
-    return r;
+    const plan = m ? await this.records.byName(this.db, m[1] as string, m[2] as string, m[3] as string) : undefined;
+    if (!plan) throw invalidParameter(`The lab plan '${id}' does not exist. Give the id of a lab plan, as GET .../labPlans lists them.`, field);
+    return plan;
   }
 
   async get(sub: string, rg: string, name: string): Promise<LabPlan> {
-    return toPlan(await this.requirePlanRow(this.db, sub, rg, name));
+    return this.requirePlan(this.db, sub, rg, name);
   }
 
   async list(sub: string, rg: string | undefined, after: string | undefined, limit: number): Promise<LabPlan[]> {
-    let q = this.db.selectFrom('lab_plans').selectAll().where('subscription_id', '=', sub.toLowerCase());
-    if (rg !== undefined) {
-      await this.groups.get(sub, rg);
-      q = q.where('resource_group_key', '=', keyOf(rg));
-    }
-    if (after) q = q.where('id', '>', after);
-    return (await q.orderBy('id').limit(limit).execute()).map(toPlan);
+    if (rg !== undefined) await this.groups.get(sub, rg);
+    return this.records.list({ sub, ...(rg !== undefined ? { rg } : {}), ...(after ? { after } : {}), limit });
   }
 
   private async checkGallery(id: string | null | undefined): Promise<string | null> {
@@ -176,15 +148,9 @@ export class LabPlanService {
     const m = GALLERY_ARM_ID.exec(id);
     const field = 'properties.sharedGalleryId';
     if (!m) throw invalidParameter(`'${id}' is not a gallery id (/subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.Compute/galleries/<name>).`, field);
-    const g = await this.db
-      .selectFrom('galleries')
-      .selectAll()
-      .where('subscription_id', '=', (m[1] as string).toLowerCase())
-      .where('resource_group_key', '=', keyOf(m[2] as string))
-      .where('name_key', '=', keyOf(m[3] as string))
-      .executeTakeFirst();
+    const g = await this.galleryRecords.galleryByName(this.db, m[1] as string, m[2] as string, m[3] as string);
     if (!g) throw invalidParameter(`The gallery '${id}' does not exist. Create it first, or check the id.`, field);
-    return galleryArmId(resourceMeta(g));
+    return galleryArmId(g);
   }
 
   /** Creates or updates a lab plan; attaching or detaching its gallery is part of it (admins only, by route). */
@@ -208,77 +174,63 @@ export class LabPlanService {
     const gallery = props.sharedGalleryId === undefined ? undefined : await this.checkGallery(props.sharedGalleryId);
     const allowed = props.allowedRegions?.map((r, i) => this.regions.require(r, `properties.allowedRegions[${i}]`).name);
     return this.db.transaction().execute(async (tx) => {
-      const row = await this.planRow(tx, sub, rg, name, true);
+      const row = await this.records.byName(tx, sub, rg, name, true);
       checkPreconditions(`Lab plan '${name}'`, row?.etag, pre);
       if (row) {
         if (input.location && this.regions.require(input.location).name !== row.location) {
           throw conflict(`Changing property 'location' is not allowed: lab plan ${name} is in '${row.location}'.`, 'location', 'PropertyChangeNotAllowed');
         }
-        const cur = toPlan(row);
-        const upd: Partial<LabPlanTable> = {
-          ...modificationStamp(p),
-          ...(tags !== undefined || mode === 'put' ? { tags: JSON.stringify(tags ?? {}) } : {}),
-          ...(allowed !== undefined || mode === 'put' ? { allowed_regions: JSON.stringify(allowed ?? []) } : {}),
-          ...(gallery !== undefined || mode === 'put' ? { shared_gallery_id: gallery ?? null } : {}),
-          default_connection_profile: JSON.stringify(
-            checkConnectionProfile(
-              props.defaultConnectionProfile,
-              'properties.defaultConnectionProfile',
-              mode === 'patch' ? cur.defaultConnectionProfile : undefined,
-            ),
+        const cur = row;
+        const change: LabPlanChange = {
+          ...(tags !== undefined || mode === 'put' ? { tags: tags ?? {} } : {}),
+          ...(allowed !== undefined || mode === 'put' ? { allowedRegions: allowed ?? [] } : {}),
+          ...(gallery !== undefined || mode === 'put' ? { sharedGalleryId: gallery ?? null } : {}),
+          defaultConnectionProfile: checkConnectionProfile(
+            props.defaultConnectionProfile,
+            'properties.defaultConnectionProfile',
+            mode === 'patch' ? cur.defaultConnectionProfile : undefined,
           ),
-          default_auto_shutdown_profile: JSON.stringify(
-            checkAutoShutdown(
-              props.defaultAutoShutdownProfile,
-              'properties.defaultAutoShutdownProfile',
-              mode === 'patch' ? cur.defaultAutoShutdownProfile : undefined,
-            ),
+          defaultAutoShutdownProfile: checkAutoShutdown(
+            props.defaultAutoShutdownProfile,
+            'properties.defaultAutoShutdownProfile',
+            mode === 'patch' ? cur.defaultAutoShutdownProfile : undefined,
           ),
-          ...(props.supportInfo !== undefined ? { support_info: props.supportInfo ? JSON.stringify(props.supportInfo) : null } : {}),
-          ...(props.linkedLmsInstance !== undefined ? { linked_lms_instance: props.linkedLmsInstance } : {}),
+          ...(props.supportInfo !== undefined ? { supportInfo: props.supportInfo ? props.supportInfo : null } : {}),
+          ...(props.linkedLmsInstance !== undefined ? { linkedLmsInstance: props.linkedLmsInstance } : {}),
         };
-        await tx.updateTable('lab_plans').set(upd).where('id', '=', row.id).execute();
-        return { plan: toPlan({ ...row, ...upd }), created: false };
+        return { plan: await this.records.modify(tx, row, p, change), created: false };
       }
       if (mode === 'patch') throw this.notFoundError(rg, name);
-      const group = await this.groups.get(sub, rg, tx as Kysely<Database>);
+      const group = await this.groups.get(sub, rg, tx);
       const location = this.regions.require(input.location ?? group.location).name;
-      const values: LabPlanTable = {
-        id: randomUUID(),
-        subscription_id: sub.toLowerCase(),
-        resource_group: group.name,
-        resource_group_key: keyOf(group.name),
+      const plan = await this.records.insert(tx, p, {
+        key: randomUUID(),
+        subscriptionId: sub,
+        resourceGroup: group.name,
         name,
-        name_key: keyOf(name),
         location,
-        tags: JSON.stringify(tags ?? {}),
-        provisioning_state: 'Succeeded',
-        allowed_regions: JSON.stringify(allowed ?? []),
-        default_connection_profile: JSON.stringify(checkConnectionProfile(props.defaultConnectionProfile, 'properties.defaultConnectionProfile')),
-        default_auto_shutdown_profile: JSON.stringify(checkAutoShutdown(props.defaultAutoShutdownProfile, 'properties.defaultAutoShutdownProfile')),
-        shared_gallery_id: gallery ?? null,
-        support_info: props.supportInfo ? JSON.stringify(props.supportInfo) : null,
-        linked_lms_instance: props.linkedLmsInstance ?? null,
-        ...creationStamp(p),
-      };
-      await tx.insertInto('lab_plans').values(values).execute();
-      return { plan: toPlan(values), created: true };
+        tags: tags ?? {},
+        allowedRegions: allowed ?? [],
+        defaultConnectionProfile: checkConnectionProfile(props.defaultConnectionProfile, 'properties.defaultConnectionProfile'),
+        defaultAutoShutdownProfile: checkAutoShutdown(props.defaultAutoShutdownProfile, 'properties.defaultAutoShutdownProfile'),
+        sharedGalleryId: gallery ?? null,
+        supportInfo: props.supportInfo ? props.supportInfo : null,
+        linkedLmsInstance: props.linkedLmsInstance ?? null,
+      });
+      return { plan, created: true };
     });
   }
 
   async delete(sub: string, rg: string, name: string, pre?: Preconditions): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
-      const row = await this.planRow(tx, sub, rg, name, true);
+      const row = await this.records.byName(tx, sub, rg, name, true);
       checkPreconditions(`Lab plan '${name}'`, row?.etag, pre);
       if (!row) return false;
-      const labs = await tx.selectFrom('labs').select('name').where('lab_plan_id', '=', row.id).limit(6).execute();
+      const labs = await this.labRecords.namesOnPlan(row.key, tx, 6);
       if (labs.length) {
-        throw conflict(
-          `Lab plan '${row.name}' still has labs: ${labs.map((l) => l.name).join(', ')}. Delete them first; their VMs would lose their plan's settings.`,
-        );
+        throw conflict(`Lab plan '${row.name}' still has labs: ${labs.join(', ')}. Delete them first; their VMs would lose their plan's settings.`);
       }
-      await tx.deleteFrom('lab_plan_images').where('lab_plan_id', '=', row.id).execute();
-      await tx.deleteFrom('lab_plans').where('id', '=', row.id).execute();
+      await this.records.delete(tx, row.key);
       return true;
     });
   }
@@ -286,57 +238,44 @@ export class LabPlanService {
   // ---- images ----
 
   /** Every image a plan could offer: the built-in gallery's and the attached gallery's definitions, with why each is hidden. */
-  async images(plan: LabPlanTable): Promise<LabPlanImage[]> {
-    const galleries: { g: GalleryTable; builtin: boolean }[] = [];
-    const builtin = await this.db
-      .selectFrom('galleries')
-      .selectAll()
-      .where('subscription_id', '=', plan.subscription_id)
-      .where('resource_group_key', '=', keyOf(BUILTIN_GROUP))
-      .where('name_key', '=', keyOf(BUILTIN_GALLERY))
-      .executeTakeFirst();
+  async planImages(plan: LabPlan): Promise<LabPlanImage[]> {
+    const galleries: { g: Gallery; builtin: boolean }[] = [];
+    const builtin = await this.galleryRecords.galleryByName(this.db, plan.subscriptionId, BUILTIN_GROUP, BUILTIN_GALLERY);
     if (builtin) galleries.push({ g: builtin, builtin: true });
-    if (plan.shared_gallery_id) {
-      const m = GALLERY_ARM_ID.exec(plan.shared_gallery_id);
-      const g = m
-        ? await this.db
-            .selectFrom('galleries')
-            .selectAll()
-            .where('subscription_id', '=', (m[1] as string).toLowerCase())
-            .where('resource_group_key', '=', keyOf(m[2] as string))
-            .where('name_key', '=', keyOf(m[3] as string))
-            .executeTakeFirst()
-        : undefined;
-      if (g && g.id !== builtin?.id) galleries.push({ g, builtin: false });
+    if (plan.sharedGalleryId) {
+      const m = GALLERY_ARM_ID.exec(plan.sharedGalleryId);
+      const g = m ? await this.galleryRecords.galleryByName(this.db, m[1] as string, m[2] as string, m[3] as string) : undefined;
+      if (g && g.key !== builtin?.key) galleries.push({ g, builtin: false });
     }
-    const enabled = new Map(
-      (await this.db.selectFrom('lab_plan_images').selectAll().where('lab_plan_id', '=', plan.id).execute()).map((r) => [r.image_id, r.enabled_state]),
-    );
+    const enabled = await this.records.imageStates(plan.key);
     const out = new Map<string, LabPlanImage>();
     // The attached gallery comes last and wins a name clash with a built-in image.
     for (const { g, builtin: isBuiltin } of galleries) {
-      const defs = await this.db.selectFrom('gallery_images').selectAll().where('gallery_id', '=', g.id).orderBy('name_key').execute();
-      for (const image of defs) {
-        const latest = await this.versions.latest(this.db, image.id);
-        const storage = latest ? (JSON.parse(latest.storage_profile) as VersionStorage) : undefined;
-        const replication = latest ? (JSON.parse(latest.replication) as Record<string, RegionReplication>) : {};
+      const galleryRow = galleryRowOf(g);
+      for (const image of await this.galleryRecords.listImages(g)) {
+        const latest = await this.versionRecords.latest(this.db, image);
+        const storage = latest?.storage;
+        const replication = latest?.replication ?? {};
         const availableRegions = Object.entries(replication)
           .filter(([, r]) => r.state === 'Completed')
           .map(([n]) => n);
-        const isEnabled = enabled.get(image.id) === 'Enabled';
+        const isEnabled = enabled.get(image.key) === 'Enabled';
         const hidden: HiddenReason[] = [];
         if (!latest) hidden.push('NoVersion');
         if (storage && storage.dataDisks.length > 0) hidden.push('MultipleDisks');
         if (storage && storage.osDisk.sizeGB >= MAX_LAB_IMAGE_GB) hidden.push('TooLarge');
         if (latest && !availableRegions.includes(plan.location)) hidden.push('NotReplicatedToRegion');
         if (!isEnabled) hidden.push('Disabled');
-        out.set(image.name_key, {
-          planKey: plan.id,
+        out.set(image.name.toLowerCase(), {
+          planKey: plan.key,
           name: image.name,
-          imageKey: image.id,
-          gallery: g,
-          image,
-          latest,
+          imageKey: image.key,
+          gallery: galleryRow,
+          image: galleryImageRowOf(image),
+          latest: latest ? imageVersionRowOf(latest) : undefined,
+          galleryRecord: g,
+          imageRecord: image,
+          latestVersion: latest,
           enabled: isEnabled,
           builtin: isBuiltin,
           osDiskSizeGB: storage?.osDisk.sizeGB ?? null,
@@ -350,46 +289,49 @@ export class LabPlanService {
   }
 
   /** One image of a plan, whatever its state (for reads and for enabling). */
-  async image(plan: LabPlanTable, name: string): Promise<LabPlanImage> {
-    const hit = (await this.images(plan)).find((i) => i.name.toLowerCase() === name.toLowerCase());
+  async planImage(plan: LabPlan, name: string): Promise<LabPlanImage> {
+    const hit = (await this.planImages(plan)).find((i) => i.name.toLowerCase() === name.toLowerCase());
     if (!hit) {
       throw notFound(
         'ResourceNotFound',
-        `Lab plan '${plan.name}' has no image '${name}'. Its images are the built-in ones and the image definitions of its attached gallery${plan.shared_gallery_id ? '' : ' (it has none: attach one with sharedGalleryId)'}.`,
+        `Lab plan '${plan.name}' has no image '${name}'. Its images are the built-in ones and the image definitions of its attached gallery${plan.sharedGalleryId ? '' : ' (it has none: attach one with sharedGalleryId)'}.`,
       );
     }
     return hit;
   }
 
   /** Enables or disables an image for the plan's creators (admins only, by route). */
-  async setEnabled(p: Principal, plan: LabPlanTable, name: string, state: string | undefined): Promise<LabPlanImage> {
+  async setPlanImageEnabled(p: Principal, plan: LabPlan, name: string, state: string | undefined): Promise<LabPlanImage> {
     const value = pick(state, ENABLE, 'properties.enabledState', 'Disabled');
-    const img = await this.image(plan, name);
-    await this.enable(this.db, plan.id, img.imageKey, value, p);
-    return this.image(plan, name);
+    const img = await this.planImage(plan, name);
+    await this.enable(this.db, plan.key, img.imageKey, value, p);
+    return this.planImage(plan, name);
+  }
+
+  /** `planImages` for a plan given as a row (the API's routes, until they take the record). */
+  async images(plan: LabPlanTable): Promise<LabPlanImage[]> {
+    return this.planImages(toLabPlan(plan));
+  }
+
+  /** `planImage` for a plan given as a row (the API's routes, until they take the record). */
+  async image(plan: LabPlanTable, name: string): Promise<LabPlanImage> {
+    return this.planImage(toLabPlan(plan), name);
+  }
+
+  /** `setPlanImageEnabled` for a plan given as a row (the API's routes, until they take the record). */
+  async setEnabled(p: Principal, plan: LabPlanTable, name: string, state: string | undefined): Promise<LabPlanImage> {
+    return this.setPlanImageEnabled(p, toLabPlan(plan), name, state);
   }
 
   async enable(db: Db, planKey: string, imageKey: string, value: string, p: Principal): Promise<void> {
-    const existing = await db.selectFrom('lab_plan_images').select('id').where('lab_plan_id', '=', planKey).where('image_id', '=', imageKey).executeTakeFirst();
-    if (existing) {
-      await db
-        .updateTable('lab_plan_images')
-        .set({ enabled_state: value, modified_at: nowIso(), modified_by: p.subject })
-        .where('id', '=', existing.id)
-        .execute();
-    } else {
-      await db
-        .insertInto('lab_plan_images')
-        .values({ id: randomUUID(), lab_plan_id: planKey, image_id: imageKey, enabled_state: value, modified_at: nowIso(), modified_by: p.subject })
-        .execute();
-    }
+    await this.records.setImageState(db, planKey, imageKey, value, p, nowIso());
   }
 
   // ---- images by the plan's names, for the API ----
 
-  private async planAndId(sub: string, rg: string, name: string): Promise<{ plan: LabPlanTable; planId: string }> {
-    const plan = await this.requirePlanRow(this.db, sub, rg, name);
-    return { plan, planId: labPlanArmId({ subscriptionId: plan.subscription_id, resourceGroup: plan.resource_group, name: plan.name }) };
+  private async planAndId(sub: string, rg: string, name: string): Promise<{ plan: LabPlan; planId: string }> {
+    const plan = await this.requirePlan(this.db, sub, rg, name);
+    return { plan, planId: labPlanArmId(plan) };
   }
 
   /** The images a caller sees: with includeHidden (admins only) every image and why it is hidden; else the offered ones, and for creators only the enabled ones. */
@@ -397,7 +339,7 @@ export class LabPlanService {
     LabPlanService.checkIncludeHidden(p, includeHidden);
     const { plan, planId } = await this.planAndId(sub, rg, name);
     // Azure lists every eligible image with its enabledState; creators see only the enabled ones.
-    const images = (await this.images(plan)).filter(
+    const images = (await this.planImages(plan)).filter(
       (i) => includeHidden || (i.hiddenReasons.every((r) => r === 'Disabled') && (p.role === 'admin' || i.enabled)),
     );
     return { planId, images };
@@ -406,7 +348,7 @@ export class LabPlanService {
   /** One image of a plan by the plan's names. */
   async imageOf(sub: string, rg: string, name: string, image: string): Promise<{ planId: string; image: LabPlanImage }> {
     const { plan, planId } = await this.planAndId(sub, rg, name);
-    return { planId, image: await this.image(plan, image) };
+    return { planId, image: await this.planImage(plan, image) };
   }
 
   /** Enables or disables an image of a plan given by its names (admins only, by route). */
@@ -419,7 +361,7 @@ export class LabPlanService {
     state: string | undefined,
   ): Promise<{ planId: string; image: LabPlanImage }> {
     const { plan, planId } = await this.planAndId(sub, rg, name);
-    return { planId, image: await this.setEnabled(p, plan, image, state) };
+    return { planId, image: await this.setPlanImageEnabled(p, plan, image, state) };
   }
 
   /** Explains in words why an image is not offered, for refusals. */

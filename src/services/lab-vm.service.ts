@@ -6,10 +6,10 @@ import { hashPassword } from '../compute/qemu/seed.js';
 import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
 import type { Principal } from '../lib/principal.js';
 import type { Operation } from '../operations/operation.store.js';
-import type { LabRecord, LabRepository } from '../repositories/lab.repository.js';
+import type { LabRecord } from '../repositories/lab.repository.js';
 import type { VmRecord } from '../repositories/vm.repository.js';
-import { durationSeconds, type LabService } from './lab.service.js';
-import { isStaff } from './policy.js';
+import type { LabService } from './lab.service.js';
+import { type AccessPolicy, isStaff } from './policy.js';
 import { publicVm, type VirtualMachine, type VmService } from './vm.service.js';
 
 export interface LabVm extends VirtualMachine {
@@ -33,8 +33,8 @@ function toLabVm(v: VmRecord, lab: LabRecord): LabVm {
 export class LabVmService {
   constructor(
     private readonly labs: LabService,
-    private readonly labRecords: LabRepository,
     private readonly vms: VmService,
+    private readonly policy: AccessPolicy,
   ) {}
 
   /** Staff see every VM of a lab; a student only the one they claimed. */
@@ -59,26 +59,9 @@ export class LabVmService {
 
   async action(p: Principal, sub: string, rg: string, labName: string, vmName: string, action: 'start' | 'stop' | 'reimage' | 'redeploy'): Promise<Operation> {
     const vm = await this.get(p, sub, rg, labName, vmName);
-    const lab = await this.labs.requireLab(p, sub, rg, labName);
-    if (vm.vmType === 'Template' || !(vm.claimedBy && vm.claimedBy === p.subject.toLowerCase())) {
-      if (!isStaff(p)) throw forbidden('Only lab staff can do this to a VM that is not yours.');
-      this.labs.checkOwner(p, lab);
-    }
-    if (action === 'start' && !isStaff(p)) await this.checkQuota(lab, vm);
+    // The same rules as the Compute API applies to this VM: the lab's creator or an admin, or the student's own seat within its hours.
+    await this.policy.checkPower(p, await this.vms.load(vm.key), action);
     return this.vms.powerByKey(p, vm.key, action);
-  }
-
-  private async checkQuota(lab: LabRecord, vm: LabVm): Promise<void> {
-    const user = await this.labRecords.userByEmail(lab.key, vm.owner);
-    const quota = durationSeconds(lab.vmProfile.usageQuota, 'usageQuota') + (user?.additionalUsageQuotaSeconds ?? 0);
-    const used = await this.vms.usageSeconds(vm.key);
-    if (used >= quota) {
-      throw conflict(
-        `Your ${Math.round(quota / 3600)} hours on this lab's VM are used up (${Math.round(used / 60)} minutes so far). Ask your teacher for more hours.`,
-        undefined,
-        'QuotaExceeded',
-      );
-    }
   }
 
   /** Sets a new password for the admin or non-admin user of a lab VM from a Generalized image; it applies at the next start. */

@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { hashPassword } from '../compute/qemu/seed.js';
-import type { Database, Db, LabPlanTable } from '../db/schema.js';
+import type { Database, Db } from '../db/schema.js';
 import { conflict, forbidden, invalidParameter, LabforgeError, notFound } from '../errors.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
 import { galleryArmId, labArmId, versionArmId } from '../lib/arm-id.js';
@@ -15,9 +15,9 @@ import type { Principal } from '../lib/principal.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { Lab, LabChange, LabRecord, LabRepository, LabVmProfile } from '../repositories/lab.repository.js';
 import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
-import { checkPreconditions, checkTags, type Preconditions, type RegionCatalog, resourceMeta } from './common.js';
-import { checkAutoShutdown, checkConnectionProfile, type LabPlanImage, LabPlanService } from './lab-plan.service.js';
-import { isStaff } from './policy.js';
+import { checkPreconditions, checkTags, type Preconditions, type RegionCatalog } from './common.js';
+import { checkAutoShutdown, checkConnectionProfile, type LabPlan, type LabPlanImage, LabPlanService } from './lab-plan.service.js';
+import { type AccessPolicy, isStaff, parseDuration } from './policy.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 import type { VmService } from './vm.service.js';
 import { labVmHostName } from './vm-rules.js';
@@ -54,13 +54,11 @@ export interface LabInput {
   };
 }
 
-/** ISO 8601 duration (or hh:mm) to seconds. */
+/** ISO 8601 duration (or hh:mm) to seconds; a refusal naming `field` when it is not one. */
 export function durationSeconds(v: string, field: string): number {
-  const hm = /^(\d{1,4}):(\d{2})$/.exec(v);
-  if (hm) return Number(hm[1]) * 3600 + Number(hm[2]) * 60;
-  const m = /^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$/.exec(v);
-  if (!m || v === 'P' || v.endsWith('T')) throw invalidParameter(`${field} must be a duration such as PT10H (10 hours) or 10:00; got '${v}'.`, field);
-  return Number(m[1] ?? 0) * 86400 + Number(m[2] ?? 0) * 3600 + Number(m[3] ?? 0) * 60 + Math.floor(Number(m[4] ?? 0));
+  const seconds = parseDuration(v);
+  if (seconds === undefined) throw invalidParameter(`${field} must be a duration such as PT10H (10 hours) or 10:00; got '${v}'.`, field);
+  return seconds;
 }
 
 export const secondsToDuration = (s: number) => `PT${Math.floor(s / 3600)}H${Math.floor((s % 3600) / 60)}M${s % 60}S`;
@@ -87,6 +85,7 @@ export class LabService {
     private readonly regions: RegionCatalog,
     private readonly operations: OperationStore,
     private readonly imageStores: Map<string, ChunkStore>,
+    private readonly policy: AccessPolicy,
   ) {}
 
   private notFoundError(rg: string, name: string) {
@@ -109,10 +108,7 @@ export class LabService {
 
   /** A creator changes only their own labs; admins change any. */
   checkOwner(p: Principal, l: LabRecord): void {
-    if (p.role === 'admin' || l.createdBy === p.subject) return;
-    throw forbidden(
-      `Lab '${l.name}' belongs to '${l.createdBy}'; '${p.subject}' (role ${p.role}) may look at it but not change it. Ask its creator or an admin. Nothing was changed.`,
-    );
+    this.policy.checkLabOwner(p, l);
   }
 
   async get(p: Principal, sub: string, rg: string, name: string): Promise<Lab> {
@@ -133,7 +129,7 @@ export class LabService {
 
   // ---- creating and changing ----
 
-  private resolveImage(plan: LabPlanTable, images: LabPlanImage[], id: string | undefined, region: string): LabPlanImage {
+  private resolveImage(plan: LabPlan, images: LabPlanImage[], id: string | undefined, region: string): LabPlanImage {
     const field = 'properties.virtualMachineProfile.imageReference.id';
     if (!id) throw invalidParameter(`${field} is required: the id of one of the lab plan's images (GET .../labPlans/${plan.name}/images).`, field);
     const planImage = /\/providers\/Microsoft\.LabServices\/labPlans\/([^/]+)\/images\/([^/]+)$/i.exec(id);
@@ -148,7 +144,7 @@ export class LabService {
     } else if (galleryImage) {
       hit = images.find(
         (i) =>
-          galleryArmId(resourceMeta(i.gallery)).toLowerCase() === (galleryImage[1] as string).toLowerCase() &&
+          galleryArmId(i.galleryRecord).toLowerCase() === (galleryImage[1] as string).toLowerCase() &&
           i.name.toLowerCase() === (galleryImage[2] as string).toLowerCase(),
       );
     }
@@ -160,7 +156,7 @@ export class LabService {
     }
     const reasons = hit.hiddenReasons.filter((r) => r !== 'NotReplicatedToRegion' || !hit?.availableRegions.includes(region));
     const withRegion = hit.availableRegions.includes(region) ? reasons.filter((r) => r !== 'NotReplicatedToRegion') : reasons;
-    if (!hit.availableRegions.includes(region) && hit.latest && !withRegion.includes('NotReplicatedToRegion')) withRegion.push('NotReplicatedToRegion');
+    if (!hit.availableRegions.includes(region) && hit.latestVersion && !withRegion.includes('NotReplicatedToRegion')) withRegion.push('NotReplicatedToRegion');
     if (withRegion.length) {
       throw new LabforgeError(400, 'ImageNotAvailable', LabPlanService.describeHidden({ ...hit, hiddenReasons: withRegion }, plan.name, region), field);
     }
@@ -194,14 +190,14 @@ export class LabService {
       );
     const plan = await this.plans.byArmId(props.labPlanId, 'properties.labPlanId');
     const group = await this.groups.get(sub, rg);
-    const allowed = JSON.parse(plan.allowed_regions) as string[];
+    const allowed = plan.allowedRegions;
     const region = this.regions.require(input.location ?? plan.location).name;
     if (allowed.length && !allowed.includes(region)) {
       throw invalidParameter(`Lab plan '${plan.name}' allows labs in ${allowed.join(', ')} only, not in '${region}'.`, 'location');
     }
-    const img = this.resolveImage(plan, await this.plans.images(plan), vp.imageReference?.id, region);
-    const version = img.latest as NonNullable<LabPlanImage['latest']>;
-    const osState = img.image.os_state;
+    const img = this.resolveImage(plan, await this.plans.planImages(plan), vp.imageReference?.id, region);
+    const version = img.latestVersion as NonNullable<LabPlanImage['latestVersion']>;
+    const osState = img.imageRecord.osState;
     const createOption = (['TemplateVM', 'Image'] as const).find((c) => c.toLowerCase() === (vp.createOption ?? 'TemplateVM').toLowerCase());
     if (!createOption)
       throw invalidParameter(`'${vp.createOption}' is not a createOption: use TemplateVM or Image.`, 'properties.virtualMachineProfile.createOption');
@@ -232,13 +228,13 @@ export class LabService {
       createOption,
       imageReference: { id: vp.imageReference?.id as string },
       exactVersion: versionArmId({
-        subscriptionId: img.gallery.subscription_id,
-        resourceGroup: img.gallery.resource_group,
-        galleryName: img.gallery.name,
-        imageName: img.image.name,
+        subscriptionId: img.galleryRecord.subscriptionId,
+        resourceGroup: img.galleryRecord.resourceGroup,
+        galleryName: img.galleryRecord.name,
+        imageName: img.imageRecord.name,
         name: version.name,
       }),
-      osType: img.image.os_type,
+      osType: img.imageRecord.osType,
       osState,
       sku: { name: sizeName, capacity },
       adminUser: admin?.username ? { username: admin.username } : null,
@@ -256,12 +252,12 @@ export class LabService {
             lab: where,
             vmName: 'template',
             vmType: 'Template',
-            versionKey: version.id,
+            versionKey: version.key,
             exactVersion: profile.exactVersion,
             imageReference: profile.imageReference.id,
             osType: profile.osType,
             osState,
-            hyperVGeneration: img.image.hyper_v_generation,
+            hyperVGeneration: img.imageRecord.hyperVGeneration,
             size: sizeName,
             computerName: labVmHostName(name, 'template', profile.osType === 'Windows'),
             admin: admin?.username ? { username: admin.username, password: admin.password, passwordHash } : null,
@@ -277,16 +273,16 @@ export class LabService {
           ...where,
           tags: tags ?? {},
           provisioningState: 'Creating',
-          labPlanKey: plan.id,
+          labPlanKey: plan.key,
           title: props.title ?? name,
           description: props.description ?? null,
           vmProfile: profile,
-          autoShutdownProfile: checkAutoShutdown(props.autoShutdownProfile, 'properties.autoShutdownProfile', JSON.parse(plan.default_auto_shutdown_profile)),
-          connectionProfile: checkConnectionProfile(props.connectionProfile, 'properties.connectionProfile', JSON.parse(plan.default_connection_profile)),
+          autoShutdownProfile: checkAutoShutdown(props.autoShutdownProfile, 'properties.autoShutdownProfile', plan.defaultAutoShutdownProfile),
+          connectionProfile: checkConnectionProfile(props.connectionProfile, 'properties.connectionProfile', plan.defaultConnectionProfile),
           securityProfile: { registrationCode: randomBytes(6).toString('base64url'), openAccess: props.securityProfile?.openAccess ?? 'Disabled' },
           adminPasswordHash: passwordHash,
           sourceImageKey: img.imageKey,
-          versionKey: version.id,
+          versionKey: version.key,
         });
         if (template) await this.vms.insertLabVms(tx, p, [template]);
         const operation = await this.operations.enqueue(tx, {
@@ -442,5 +438,10 @@ export class LabService {
     const l = await this.labs.byKey(labKey);
     if (!l) throw new LabforgeError(404, 'ResourceNotFound', 'The lab this operation works on was deleted.');
     return l;
+  }
+
+  /** Records that the lab's template is being saved as this image definition, by this operation. */
+  async recordExport(labKey: string, exportedImageKey: string, exportOperationId: string | null): Promise<void> {
+    await this.labs.update(this.db, labKey, { exportedImageKey, exportOperationId });
   }
 }

@@ -1,109 +1,62 @@
 // Subscriptions and resource groups: the containers every resource lives in.
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { Database, ResourceGroupTable, SubscriptionTable } from '../db/schema.js';
+import type { Database, Db } from '../db/schema.js';
 import { conflict, notFound } from '../errors.js';
 import { nowIso } from '../lib/time.js';
-import {
-  checkName,
-  checkPreconditions,
-  checkTags,
-  creationStamp,
-  forUpdate,
-  keyOf,
-  modificationStamp,
-  type Preconditions,
-  type Principal,
-  type RegionCatalog,
-} from './common.js';
+import type { GalleryRepository } from '../repositories/gallery.repository.js';
+import type { ResourceGroup, ResourceGroupRepository, Subscription } from '../repositories/resource-group.repository.js';
+import { checkName, checkPreconditions, checkTags, type Preconditions, type Principal, type RegionCatalog } from './common.js';
 
-export interface Subscription {
-  id: string;
-  displayName: string;
-  state: string;
-}
-
-export interface ResourceGroup {
-  subscriptionId: string;
-  name: string;
-  location: string;
-  tags: Record<string, string>;
-  etag: string;
-  createdAt: string;
-  createdBy: string;
-  createdByType: string;
-  modifiedAt: string;
-  modifiedBy: string;
-  modifiedByType: string;
-}
-
-const toSubscription = (r: SubscriptionTable): Subscription => ({ id: r.id, displayName: r.display_name, state: r.state });
-const toGroup = (r: ResourceGroupTable): ResourceGroup => ({
-  subscriptionId: r.subscription_id,
-  name: r.name,
-  location: r.location,
-  tags: JSON.parse(r.tags),
-  etag: r.etag,
-  createdAt: r.created_at,
-  createdBy: r.created_by,
-  createdByType: r.created_by_type,
-  modifiedAt: r.modified_at,
-  modifiedBy: r.modified_by,
-  modifiedByType: r.modified_by_type,
-});
-
-/** Tables that hold resources inside a resource group, with the type name to report. */
-const CONTAINED: Array<{ table: 'galleries'; type: string }> = [{ table: 'galleries', type: 'Microsoft.Compute/galleries' }];
+export type { ResourceGroup, Subscription } from '../repositories/resource-group.repository.js';
 
 export class ResourceGroupService {
+  /** Resources that live inside a resource group, with the type name to report: a group holding any cannot be deleted. */
+  private readonly contained: Array<{ type: string; names: (db: Db, sub: string, rg: string, limit: number) => Promise<string[]> }>;
+
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly records: ResourceGroupRepository,
+    galleries: GalleryRepository,
     private readonly regions: RegionCatalog,
-  ) {}
+  ) {
+    this.contained = [{ type: 'Microsoft.Compute/galleries', names: (db, sub, rg, limit) => galleries.galleryNamesInGroup(db, sub, rg, limit) }];
+  }
 
   /** Creates the first subscription when the store is new; returns every subscription. */
   async ensureDefaultSubscription(): Promise<Subscription> {
-    const existing = await this.db.selectFrom('subscriptions').selectAll().orderBy('created_at').executeTakeFirst();
-    if (existing) return toSubscription(existing);
-    const row = { id: randomUUID(), display_name: 'Default', state: 'Enabled', created_at: nowIso() };
-    await this.db.insertInto('subscriptions').values(row).execute();
-    return toSubscription(row);
+    const existing = await this.records.firstSubscription();
+    if (existing) return existing;
+    return this.records.insertSubscription({ id: randomUUID(), displayName: 'Default', state: 'Enabled', createdAt: nowIso() });
   }
 
   async listSubscriptions(): Promise<Subscription[]> {
-    return (await this.db.selectFrom('subscriptions').selectAll().orderBy('created_at').execute()).map(toSubscription);
+    return this.records.subscriptions();
   }
 
-  async requireSubscription(id: string, db: Kysely<Database> = this.db): Promise<Subscription> {
-    const row = await db.selectFrom('subscriptions').selectAll().where('id', '=', id.toLowerCase()).executeTakeFirst();
+  async requireSubscription(id: string, db: Db = this.db): Promise<Subscription> {
+    const row = await this.records.subscription(id, db);
     if (!row) {
       throw notFound('SubscriptionNotFound', `The subscription '${id}' could not be found. List the subscriptions your token may use with GET /subscriptions.`);
     }
-    return toSubscription(row);
+    return row;
   }
 
   /** Pass `db` when inside a transaction: SQLite has one connection, and a query outside the transaction would wait for it forever. */
-  async get(subscriptionId: string, name: string, db: Kysely<Database> = this.db): Promise<ResourceGroup> {
+  async get(subscriptionId: string, name: string, db: Db = this.db): Promise<ResourceGroup> {
     await this.requireSubscription(subscriptionId, db);
-    const row = await db
-      .selectFrom('resource_groups')
-      .selectAll()
-      .where('subscription_id', '=', subscriptionId.toLowerCase())
-      .where('name_key', '=', keyOf(name))
-      .executeTakeFirst();
+    const row = await this.records.group(db, subscriptionId, name);
     if (!row)
       throw notFound(
         'ResourceGroupNotFound',
         `Resource group '${name}' could not be found. Create it first with PUT /subscriptions/${subscriptionId}/resourcegroups/${name}.`,
       );
-    return toGroup(row);
+    return row;
   }
 
   async list(subscriptionId: string, after: string | undefined, limit: number): Promise<ResourceGroup[]> {
     await this.requireSubscription(subscriptionId);
-    let q = this.db.selectFrom('resource_groups').selectAll().where('subscription_id', '=', subscriptionId.toLowerCase());
-    if (after) q = q.where('name_key', '>', after);
-    return (await q.orderBy('name_key').limit(limit).execute()).map(toGroup);
+    return this.records.list(subscriptionId, after, limit);
   }
 
   async createOrUpdate(
@@ -118,10 +71,7 @@ export class ResourceGroupService {
     const tags = checkTags(input.tags);
     const sub = subscriptionId.toLowerCase();
     return this.db.transaction().execute(async (tx) => {
-      const row = await forUpdate(
-        tx,
-        tx.selectFrom('resource_groups').selectAll().where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)),
-      ).executeTakeFirst();
+      const row = await this.records.group(tx, sub, name, true);
       checkPreconditions(`Resource group '${name}'`, row?.etag, pre);
       if (row) {
         if (input.location && this.regions.require(input.location).name !== row.location) {
@@ -131,14 +81,10 @@ export class ResourceGroupService {
             'InvalidResourceGroupLocation',
           );
         }
-        const upd = { tags: JSON.stringify(tags), ...modificationStamp(p) };
-        await tx.updateTable('resource_groups').set(upd).where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)).execute();
-        return { group: toGroup({ ...row, ...upd }), created: false };
+        return { group: await this.records.modifyTags(tx, row, p, tags), created: false };
       }
       const location = this.regions.require(input.location).name;
-      const values: ResourceGroupTable = { subscription_id: sub, name, name_key: keyOf(name), location, tags: JSON.stringify(tags), ...creationStamp(p) };
-      await tx.insertInto('resource_groups').values(values).execute();
-      return { group: toGroup(values), created: true };
+      return { group: await this.records.insert(tx, p, { subscriptionId: sub, name, location, tags }), created: true };
     });
   }
 
@@ -147,27 +93,18 @@ export class ResourceGroupService {
     await this.requireSubscription(subscriptionId);
     const sub = subscriptionId.toLowerCase();
     return this.db.transaction().execute(async (tx) => {
-      const row = await forUpdate(
-        tx,
-        tx.selectFrom('resource_groups').selectAll().where('subscription_id', '=', sub).where('name_key', '=', keyOf(name)),
-      ).executeTakeFirst();
+      const row = await this.records.group(tx, sub, name, true);
       checkPreconditions(`Resource group '${name}'`, row?.etag, pre);
       if (!row) return false;
       const inside: string[] = [];
-      for (const c of CONTAINED) {
-        const rows = await tx
-          .selectFrom(c.table)
-          .select('name')
-          .where('subscription_id', '=', sub)
-          .where('resource_group_key', '=', row.name_key)
-          .limit(5)
-          .execute();
-        inside.push(...rows.map((r) => `${c.type} '${r.name}'`));
+      for (const c of this.contained) {
+        const names = await c.names(tx, sub, row.name, 5);
+        inside.push(...names.map((n) => `${c.type} '${n}'`));
       }
       if (inside.length) {
         throw conflict(`Resource group '${row.name}' still contains ${inside.join(', ')}. Delete those resources first, then delete the group.`);
       }
-      await tx.deleteFrom('resource_groups').where('subscription_id', '=', sub).where('name_key', '=', row.name_key).execute();
+      await this.records.delete(tx, sub, row.name);
       return true;
     });
   }

@@ -2,24 +2,14 @@
 // or on a daily or weekly pattern, at the same wall-clock time in the
 // schedule's time zone (summer time included). A timer checks every few
 // seconds which starts and stops fell due since the last check.
-import { randomUUID } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type { Database, LabScheduleTable } from '../db/schema.js';
 import { forbidden, invalidParameter, notFound } from '../errors.js';
 import { nowIso } from '../lib/time.js';
-import { keyOf, type Principal, SYSTEM, Ticker } from './common.js';
+import { type Recurrence, type ScheduleRecord, type ScheduleRepository, WEEK_DAYS, type WeekDay } from '../repositories/schedule.repository.js';
+import { type Principal, SYSTEM, Ticker } from './common.js';
 import type { LabService } from './lab.service.js';
 import type { VmService } from './vm.service.js';
 
-export const WEEK_DAYS = ['Sunday', 'Monday', 'Tuesday', 'Wednesday', 'Thursday', 'Friday', 'Saturday'] as const;
-export type WeekDay = (typeof WEEK_DAYS)[number];
-
-export interface Recurrence {
-  frequency: 'Daily' | 'Weekly';
-  interval: number;
-  weekDays?: WeekDay[];
-  expirationDate: string;
-}
+export { type Recurrence, WEEK_DAYS, type WeekDay } from '../repositories/schedule.repository.js';
 
 export interface LabSchedule {
   key: string;
@@ -121,19 +111,19 @@ export function eventsBetween(s: Pick<LabSchedule, 'startAt' | 'stopAt' | 'recur
   return out.sort((a, b) => a.at - b.at);
 }
 
-const toSchedule = (r: LabScheduleTable, lab: { name: string; subscriptionId: string; resourceGroup: string }): LabSchedule => ({
-  key: r.id,
+const toSchedule = (r: ScheduleRecord, lab: { name: string; subscriptionId: string; resourceGroup: string }): LabSchedule => ({
+  key: r.key,
   labName: lab.name,
   subscriptionId: lab.subscriptionId,
   resourceGroup: lab.resourceGroup,
   name: r.name,
-  startAt: r.start_at,
-  stopAt: r.stop_at,
-  recurrence: r.recurrence ? (JSON.parse(r.recurrence) as Recurrence) : null,
-  timeZoneId: r.time_zone,
+  startAt: r.startAt,
+  stopAt: r.stopAt,
+  recurrence: r.recurrence,
+  timeZoneId: r.timeZoneId,
   notes: r.notes,
-  createdAt: r.created_at,
-  createdBy: r.created_by,
+  createdAt: r.createdAt,
+  createdBy: r.createdBy,
 });
 
 export class ScheduleService {
@@ -141,7 +131,7 @@ export class ScheduleService {
   readonly actions: string[] = [];
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly records: ScheduleRepository,
     private readonly labs: LabService,
     private readonly vms: VmService,
   ) {}
@@ -157,7 +147,7 @@ export class ScheduleService {
 
   async list(p: Principal, sub: string, rg: string, lab: string): Promise<LabSchedule[]> {
     const l = await this.lab(p, sub, rg, lab, false);
-    return (await this.db.selectFrom('lab_schedules').selectAll().where('lab_id', '=', l.key).orderBy('name_key').execute()).map((r) => toSchedule(r, l));
+    return (await this.records.listByLab(l.key)).map((r) => toSchedule(r, l));
   }
 
   async get(p: Principal, sub: string, rg: string, lab: string, name: string): Promise<LabSchedule> {
@@ -225,54 +215,31 @@ export class ScheduleService {
     const l = await this.lab(p, sub, rg, lab, true);
     if (!/^[-\w._()]{1,100}$/.test(name))
       throw invalidParameter(`The schedule name '${name}' is not valid: use 1-100 letters, digits, '-', '_', '.' or parentheses.`, 'scheduleName');
-    const existing = await this.db.selectFrom('lab_schedules').selectAll().where('lab_id', '=', l.key).where('name_key', '=', keyOf(name)).executeTakeFirst();
+    const existing = await this.records.byName(l.key, name);
     const v = this.check(input, existing && mode === 'patch' ? toSchedule(existing, l) : undefined);
-    const values = {
-      start_at: v.startAt,
-      stop_at: v.stopAt,
-      recurrence: v.recurrence ? JSON.stringify(v.recurrence) : null,
-      time_zone: v.timeZoneId,
-      notes: v.notes,
-    };
+    const times = { startAt: v.startAt ?? null, stopAt: v.stopAt, recurrence: v.recurrence, timeZoneId: v.timeZoneId, notes: v.notes };
     if (existing) {
-      await this.db.updateTable('lab_schedules').set(values).where('id', '=', existing.id).execute();
+      await this.records.updateTimes(existing.key, times);
     } else {
       if (mode === 'patch') throw notFound('ResourceNotFound', `The Resource 'Microsoft.LabServices/labs/${lab}/schedules/${name}' was not found.`);
-      await this.db
-        .insertInto('lab_schedules')
-        .values({
-          id: randomUUID(),
-          lab_id: l.key,
-          name,
-          name_key: keyOf(name),
-          ...values,
-          checked_until: nowIso(),
-          created_at: nowIso(),
-          created_by: p.subject,
-        })
-        .execute();
+      await this.records.insert({ labKey: l.key, name, ...times, checkedUntil: nowIso(), createdAt: nowIso(), createdBy: p.subject });
     }
     return { schedule: await this.get(p, sub, rg, lab, name), created: !existing };
   }
 
   async delete(p: Principal, sub: string, rg: string, lab: string, name: string): Promise<boolean> {
     const l = await this.lab(p, sub, rg, lab, true);
-    const r = await this.db.deleteFrom('lab_schedules').where('lab_id', '=', l.key).where('name_key', '=', keyOf(name)).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
+    return this.records.deleteByName(l.key, name);
   }
 
   /** Acts on every start and stop that fell due since the last check (the lab's student VMs). */
   async tick(now = Date.now()): Promise<void> {
-    const rows = await this.db.selectFrom('lab_schedules').selectAll().execute();
+    const rows = await this.records.all();
     for (const r of rows) {
-      const lab = await this.labs.find(r.lab_id);
+      const lab = await this.labs.find(r.labKey);
       if (!lab) continue;
-      const events = eventsBetween(toSchedule(r, lab), Date.parse(r.checked_until), now);
-      await this.db
-        .updateTable('lab_schedules')
-        .set({ checked_until: new Date(now).toISOString() })
-        .where('id', '=', r.id)
-        .execute();
+      const events = eventsBetween(toSchedule(r, lab), Date.parse(r.checkedUntil), now);
+      await this.records.setCheckedUntil(r.key, new Date(now).toISOString());
       const last = events[events.length - 1];
       if (!last) continue;
       // Only the latest event counts: a server that was down for days does not replay every start and stop.

@@ -1,13 +1,13 @@
-// Image-store maintenance as operations (verify and repair, garbage
-// collection) and the usage and cost report, per region and per gallery.
+// Image-store maintenance: starting its operations (verify and repair, garbage
+// collection; the work is in jobs/store.jobs.ts) and the usage and cost
+// report, per region and per gallery.
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.js';
 import type { ChunkStore } from '../imagestore/chunk-store.js';
-import { collectGarbage, regionUsage, requireRegionStore, verifyRegion } from '../imagestore/maintenance.js';
+import { regionUsage, requireRegionStore } from '../imagestore/maintenance.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
-import type { OperationHandler } from '../operations/worker.js';
+import type { ImageVersionRepository } from '../repositories/image-version.repository.js';
 import type { Principal } from './common.js';
-import type { TargetRegion } from './image-version.service.js';
 
 export const STORE_VERIFY = 'store.verify';
 export const STORE_GC = 'store.gc';
@@ -40,6 +40,7 @@ const GiB = 2 ** 30;
 export class StoreService {
   constructor(
     private readonly db: Kysely<Database>,
+    private readonly versionRecords: ImageVersionRepository,
     private readonly stores: Map<string, ChunkStore>,
     private readonly operations: OperationStore,
     readonly settings: StoreSettings,
@@ -67,13 +68,7 @@ export class StoreService {
   async usage(
     region?: string,
   ): Promise<{ pricePerGiBMonth: number; regions: Array<{ region: string; totalStoredBytes: number; monthlyCost: number }>; versions: UsageRow[] }> {
-    const rows = await this.db
-      .selectFrom('gallery_image_versions as v')
-      .innerJoin('gallery_images as i', 'i.id', 'v.image_id')
-      .innerJoin('galleries as g', 'g.id', 'i.gallery_id')
-      .select(['v.id as id', 'v.name as version', 'i.name as image', 'g.name as gallery', 'v.target_regions as targets'])
-      .execute();
-    const byKey = new Map(rows.map((r) => [r.id, r]));
+    const byKey = await this.versionRecords.catalogue();
     const price = this.settings.pricePerGiBMonth;
     const regions: Array<{ region: string; totalStoredBytes: number; monthlyCost: number }> = [];
     const versions: UsageRow[] = [];
@@ -82,7 +77,7 @@ export class StoreService {
       let cost = 0;
       for (const v of u.versions) {
         const row = byKey.get(v.name);
-        const targets = row ? (JSON.parse(row.targets) as TargetRegion[]) : [];
+        const targets = row ? row.targetRegions : [];
         const replicas = targets.find((t) => t.name === name)?.regionalReplicaCount ?? 1;
         const monthlyCost = (v.storedBytes / GiB) * replicas * price;
         cost += monthlyCost;
@@ -101,41 +96,5 @@ export class StoreService {
       regions.push({ region: name, totalStoredBytes: u.totalStoredBytes, monthlyCost: Math.round(cost * 10000) / 10000 });
     }
     return { pricePerGiBMonth: price, regions, versions };
-  }
-
-  handlers(): OperationHandler<{ regions: string[] }>[] {
-    const others = (name: string) => [...this.stores.values()].filter((s) => s.region !== name);
-    return [
-      {
-        kind: STORE_VERIFY,
-        run: async (ctx) => {
-          const reports = [];
-          for (const [i, name] of ctx.input.regions.entries()) {
-            const report = await verifyRegion(this.stores.get(name) as ChunkStore, others(name), { signal: ctx.signal });
-            reports.push(report);
-            ctx.checkpoint.result = reports;
-            const bad = report.corrupt.length + report.missing.length;
-            await ctx.progress(
-              ((i + 1) * 100) / ctx.input.regions.length,
-              `${name}: ${report.chunksChecked} chunks checked, ${bad} bad, ${report.repaired.length} repaired`,
-            );
-          }
-          const unrepairable = reports.reduce((n, r) => n + r.unrepairable.length, 0);
-          await ctx.complete(unrepairable ? `Verified; ${unrepairable} chunk(s) could not be repaired from any region` : 'Verified; the store is sound');
-        },
-      },
-      {
-        kind: STORE_GC,
-        run: async (ctx) => {
-          const reports = [];
-          for (const [i, name] of ctx.input.regions.entries()) {
-            reports.push(await collectGarbage(this.stores.get(name) as ChunkStore, this.settings.gcGraceMs, ctx.signal));
-            ctx.checkpoint.result = reports;
-            await ctx.progress(((i + 1) * 100) / ctx.input.regions.length, `Collected ${name}`);
-          }
-          await ctx.complete('Garbage collected');
-        },
-      },
-    ];
   }
 }

@@ -2,10 +2,9 @@
 // spot a leaked token, the id finds the row, and only a SHA-256 hash of the
 // secret is stored (the secret is 256 random bits, so a slow hash adds nothing).
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Kysely } from 'kysely';
-import type { Database, TokenTable } from '../db/schema.js';
 import { invalidParameter, notFound } from '../errors.js';
 import { nowIso } from '../lib/time.js';
+import type { TokenRecord, TokenRepository } from '../repositories/token.repository.js';
 import { type Principal, ROLES, type Role } from './common.js';
 
 export interface TokenInfo {
@@ -24,22 +23,22 @@ const PREFIX = 'lfg_';
 const TOKEN_RE = /^lfg_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 const hash = (secret: string) => createHash('sha256').update(secret).digest('hex');
 
-const toInfo = (r: TokenTable): TokenInfo => ({
+const toInfo = (r: TokenRecord): TokenInfo => ({
   id: r.id,
   name: r.name,
   subject: r.subject,
-  role: r.role as Role,
-  createdAt: r.created_at,
-  createdBy: r.created_by,
-  expiresAt: r.expires_at,
-  lastUsedAt: r.last_used_at,
-  revokedAt: r.revoked_at,
+  role: r.role,
+  createdAt: r.createdAt,
+  createdBy: r.createdBy,
+  expiresAt: r.expiresAt,
+  lastUsedAt: r.lastUsedAt,
+  revokedAt: r.revokedAt,
 });
 
 export class TokenService {
   private lastUsedWritten = new Map<string, number>();
 
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(private readonly records: TokenRepository) {}
 
   /** Builds a token string from its id and secret (exported for `LABFORGE_ADMIN_TOKEN` checks). */
   static isWellFormed(token: string): boolean {
@@ -80,84 +79,84 @@ export class TokenService {
       }
       gen = { id: m[1] as string, secret: m[2] as string, token: presetToken };
     }
-    const row: TokenTable = {
+    const t = await this.records.insert({
       id: gen.id,
       name: input.name,
       subject: input.subject || input.name,
       role,
-      secret_hash: hash(gen.secret),
-      created_at: nowIso(),
-      created_by: by.subject,
-      expires_at: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86400_000).toISOString() : null,
-      last_used_at: null,
-      revoked_at: null,
-    };
-    await this.db.insertInto('tokens').values(row).execute();
-    return { info: toInfo(row), token: gen.token };
+      secretHash: hash(gen.secret),
+      createdAt: nowIso(),
+      createdBy: by.subject,
+      expiresAt: input.expiresInDays ? new Date(Date.now() + input.expiresInDays * 86400_000).toISOString() : null,
+      lastUsedAt: null,
+      revokedAt: null,
+    });
+    return { info: toInfo(t), token: gen.token };
   }
 
   /** A session token for a person who signed in: named "session", it ends after `hours`. */
   async createSession(subject: string, role: Role, hours: number): Promise<{ info: TokenInfo; token: string }> {
     const gen = TokenService.generate();
-    const row: TokenTable = {
+    const t = await this.records.insert({
       id: gen.id,
       name: 'session',
       subject,
       role,
-      secret_hash: hash(gen.secret),
-      created_at: nowIso(),
-      created_by: subject,
-      expires_at: new Date(Date.now() + hours * 3600_000).toISOString(),
-      last_used_at: null,
-      revoked_at: null,
-    };
-    await this.db.insertInto('tokens').values(row).execute();
-    return { info: toInfo(row), token: gen.token };
+      secretHash: hash(gen.secret),
+      createdAt: nowIso(),
+      createdBy: subject,
+      expiresAt: new Date(Date.now() + hours * 3600_000).toISOString(),
+      lastUsedAt: null,
+      revokedAt: null,
+    });
+    return { info: toInfo(t), token: gen.token };
   }
 
   /** Returns the principal for a token, or undefined when it is unknown, revoked, expired or malformed. */
   async verify(token: string): Promise<Principal | undefined> {
     const m = TOKEN_RE.exec(token);
     if (!m) return undefined;
-    const row = await this.db
-      .selectFrom('tokens')
-      .selectAll()
-      .where('id', '=', m[1] as string)
-      .executeTakeFirst();
-    if (!row || row.revoked_at) return undefined;
-    if (row.expires_at && row.expires_at < nowIso()) return undefined;
-    const a = Buffer.from(row.secret_hash, 'hex');
+    const row = await this.records.byId(m[1] as string);
+    if (!row || row.revokedAt) return undefined;
+    if (row.expiresAt && row.expiresAt < nowIso()) return undefined;
+    const a = Buffer.from(row.secretHash, 'hex');
     const b = Buffer.from(hash(m[2] as string), 'hex');
     if (a.length !== b.length || !timingSafeEqual(a, b)) return undefined;
     // Record use at most once a minute per token: a write per request would halve read throughput.
     const last = this.lastUsedWritten.get(row.id) ?? 0;
     if (Date.now() - last > 60_000) {
       this.lastUsedWritten.set(row.id, Date.now());
-      await this.db.updateTable('tokens').set({ last_used_at: nowIso() }).where('id', '=', row.id).execute();
+      await this.records.setLastUsed(row.id, nowIso());
     }
-    return { tokenId: row.id, subject: row.subject, role: row.role as Role };
+    return { tokenId: row.id, subject: row.subject, role: row.role };
   }
 
   async list(): Promise<TokenInfo[]> {
-    return (await this.db.selectFrom('tokens').selectAll().orderBy('created_at').execute()).map(toInfo);
+    return (await this.records.list()).map(toInfo);
   }
 
   async count(): Promise<number> {
-    const r = await this.db
-      .selectFrom('tokens')
-      .select((eb) => eb.fn.countAll<number>().as('n'))
-      .executeTakeFirstOrThrow();
-    return Number(r.n);
+    return this.records.count();
   }
 
   async revoke(id: string): Promise<TokenInfo> {
-    const row = await this.db.selectFrom('tokens').selectAll().where('id', '=', id).executeTakeFirst();
+    const row = await this.records.byId(id);
     if (!row) throw notFound('ResourceNotFound', `There is no token with id '${id}'. List tokens with \`labforge token list\`.`);
-    if (!row.revoked_at) {
+    if (!row.revokedAt) {
       const at = nowIso();
-      await this.db.updateTable('tokens').set({ revoked_at: at }).where('id', '=', id).execute();
-      row.revoked_at = at;
+      await this.records.revoke(id, at);
+      row.revokedAt = at;
     }
     return toInfo(row);
+  }
+
+  /** Revokes every session of a person (their API tokens stay). */
+  async endSessions(subject: string): Promise<void> {
+    await this.records.revokeSessionsOf(subject, nowIso());
+  }
+
+  /** Ends one session (a token that is not a session's stays valid). */
+  async endSession(tokenId: string): Promise<void> {
+    await this.records.revokeSession(tokenId, nowIso());
   }
 }

@@ -18,10 +18,11 @@ import { parseImageId, versionArmId, vmArmId } from '../lib/arm-id.js';
 import type { Principal } from '../lib/principal.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import { type NewVm, usageChange, type VmChange, type VmRecord, type VmRepository, vmRecordArmId } from '../repositories/vm.repository.js';
+import { osDiskOf } from './capture.service.js';
 import { checkPreconditions, checkTags, type Preconditions, type RegionCatalog } from './common.js';
 import type { GalleryService } from './gallery.service.js';
 import type { ImageVersion, ImageVersionService } from './image-version.service.js';
-import { canSeeVm, isStaff } from './policy.js';
+import { type AccessPolicy, canSeeVm, isStaff, usedSeconds } from './policy.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 import { checkIdentity, checkVmName, computerNameFor, findSize, parseCustomData } from './vm-rules.js';
 
@@ -101,21 +102,6 @@ function statusReason(s: VmStatus | undefined): { code: string; message: string 
   return s.notice;
 }
 
-/** The manifest of a VM's OS disk in the VM's region, and that region's store. */
-export async function osDiskOf(stores: Map<string, ChunkStore>, v: VmRecord): Promise<{ store: ChunkStore; disk: DiskManifest }> {
-  const store = stores.get(v.location);
-  const manifest = await store?.getManifest(v.versionKey);
-  const disk = manifest?.disks.find((d) => d.name === 'os');
-  if (!store || !disk) {
-    throw new LabforgeError(
-      409,
-      'SourceImageMissing',
-      `The image version this VM was made from (${v.exactVersion}) no longer has a replica in region '${v.location}'.`,
-    );
-  }
-  return { store, disk };
-}
-
 export class VmService {
   constructor(
     private readonly db: Kysely<Database>,
@@ -129,6 +115,7 @@ export class VmService {
     readonly driver: ComputeDriver,
     readonly disks: VmDisks,
     private readonly settings: ComputeConfig,
+    private readonly policy: AccessPolicy,
   ) {}
 
   /** The host name people connect to for VMs' forwarded SSH/RDP ports. */
@@ -198,7 +185,6 @@ export class VmService {
     input: VmInput,
     pre?: Preconditions,
   ): Promise<{ vm: VirtualMachine; created: boolean; operation?: Operation }> {
-    checkVmName(name);
     const tags = input.tags === undefined ? undefined : checkTags(input.tags);
     if (input.owner !== undefined && !/^[\w.@+-]{1,128}$/.test(input.owner)) {
       throw invalidParameter(`'${input.owner}' is not a user name (the subject of a labforge token).`, 'properties.owner');
@@ -209,6 +195,7 @@ export class VmService {
       return this.db.transaction().execute(async (tx) => {
         const v = await this.repo.byName(tx, sub, rg, name, true);
         if (!v) throw this.notFoundError(rg, name);
+        this.policy.checkNotLabVm(v, 'be changed');
         checkPreconditions(`Virtual machine '${name}'`, v.etag, pre);
         const changed = (
           [
@@ -234,6 +221,7 @@ export class VmService {
         return { vm: publicVm(after), created: false };
       });
     }
+    checkVmName(name);
     if (pre?.ifMatch !== undefined) checkPreconditions(`Virtual machine '${name}'`, undefined, pre);
     const group = await this.groups.get(sub, rg);
     const region = this.regions.require(input.location ?? group.location).name;
@@ -338,6 +326,11 @@ export class VmService {
 
   /** Starts, stops or restarts a VM: an operation that ends when the driver has done it. */
   async power(p: Principal, sub: string, rg: string, name: string, action: PowerAction): Promise<Operation> {
+    // A lab's VM keeps its lab's rules here too: its creator's (or an admin's), the student's own seat, the quota.
+    // Checked before the transaction: on SQLite, a read outside it would wait for it forever.
+    const seen = await this.repo.byName(this.db, sub, rg, name);
+    if (!seen || !canSeeVm(p, seen)) throw this.notFoundError(rg, name);
+    await this.policy.checkPower(p, seen, action);
     const op = await this.db.transaction().execute(async (tx) => this.powerRecord(tx, p, await this.lockForAction(tx, p, sub, rg, name, action), action));
     this.operations.notify();
     return op;
@@ -381,6 +374,7 @@ export class VmService {
     if (!isStaff(p)) throw forbidden(`Only lab staff (admin or creator) can generalize a VM; '${p.subject}' has role '${p.role}'. Nothing was changed.`);
     await this.db.transaction().execute(async (tx) => {
       const v = await this.lockForAction(tx, p, sub, rg, name, 'be generalized');
+      this.policy.checkNotLabVm(v, 'be generalized');
       const live = await this.driver.status(v.key);
       if (live && live.state !== 'Stopped') {
         throw conflict(
@@ -398,6 +392,7 @@ export class VmService {
       const found = await this.repo.byName(tx, sub, rg, name, true);
       if (!found || !canSeeVm(p, found)) return undefined;
       if (!isStaff(p)) throw forbidden(`Only lab staff (admin or creator) can delete a VM; '${p.subject}' has role '${p.role}'. Nothing was changed.`);
+      this.policy.checkNotLabVm(found, 'be deleted');
       checkPreconditions(`Virtual machine '${name}'`, found.etag, pre);
       const active = await this.operations.activeFor(tx, vmRecordArmId(found));
       if (active && active.kind !== VM_CREATE) {
@@ -504,8 +499,7 @@ export class VmService {
 
   /** Seconds a VM has run, counting the current run. */
   async usageSeconds(vmKey: string): Promise<number> {
-    const v = await this.load(vmKey);
-    return v.usageSeconds + (v.runningSince ? Math.max(0, Math.round((Date.now() - Date.parse(v.runningSince)) / 1000)) : 0);
+    return usedSeconds(await this.load(vmKey));
   }
 
   /** Stores a new admin password hash and a fresh identity disk, so the guest applies it at its next start. */
@@ -526,6 +520,21 @@ export class VmService {
   /** Records a VM that an operation created and started (`status`: the driver's, read before the transaction). */
   async settleCreated(db: Db, vmKey: string, status: VmStatus | undefined): Promise<void> {
     await this.settle(db, vmKey, status, null, { provisioningState: 'Succeeded' });
+  }
+
+  /**
+   * Removes what this host keeps for VMs the database does not know (a crash between deleting a VM's record and
+   * its files, or between writing a new VM's identity disk and its record): their disk folders and driver
+   * entries, for folders older than `minAgeMs` (a VM being created right now has its folder a moment before its
+   * record). A VM's driver entry goes with its folder, which outlives it (files are removed driver first).
+   */
+  async removeOrphans(minAgeMs: number): Promise<string[]> {
+    const known = await this.repo.keys();
+    const now = Date.now();
+    const orphans = (await this.disks.folders()).filter((f) => !known.has(f.key) && now - f.modifiedMs >= minAgeMs).map((f) => f.key);
+    for (const key of orphans) await this.disks.remove(key);
+    if (orphans.length) await this.collectBases();
+    return orphans;
   }
 
   /** Removes materialised bases no VM uses any more. */

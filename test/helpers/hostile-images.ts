@@ -4,7 +4,7 @@
 // output.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdtemp, open, readFile, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -312,6 +312,7 @@ export async function buildCorpus(): Promise<Corpus> {
     qemuImg('convert', '-f', 'raw', '-O', 'vhdx', base, p('disk.vhdx')),
     qemuImg('convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=0.10', base, p('v2.qcow2')),
     qemuImg('convert', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=1.1', base, p('v3.qcow2')),
+    qemuImg('convert', '-c', '-f', 'raw', '-O', 'qcow2', '-o', 'compat=1.1', base, p('compressed.qcow2')),
     qemuImg('convert', '-f', 'raw', '-O', 'vmdk', base, p('sparse.vmdk')),
     qemuImg('convert', '-f', 'raw', '-O', 'vmdk', '-o', 'subformat=streamOptimized', base, p('stream.vmdk')),
     qemuImg('create', '-f', 'qcow2', '-b', canary, '-F', 'raw', p('qcow2-backing.qcow2'), '4M'),
@@ -358,6 +359,7 @@ export async function buildCorpus(): Promise<Corpus> {
     { kind: 'valid', name: 'VHDX', file: p('disk.vhdx'), claimed: 'vhdx', format: 'vhdx', virtualSize: DATA_SIZE },
     { kind: 'valid', name: 'qcow2 v2', file: p('v2.qcow2'), format: 'qcow2', virtualSize: DATA_SIZE, details: { version: 2, clusterSize: 65536 } },
     { kind: 'valid', name: 'qcow2 v3', file: p('v3.qcow2'), claimed: 'qcow2', format: 'qcow2', virtualSize: DATA_SIZE, details: { version: 3 } },
+    { kind: 'valid', name: 'qcow2 v3, compressed clusters', file: p('compressed.qcow2'), claimed: 'qcow2', format: 'qcow2', virtualSize: DATA_SIZE },
     {
       kind: 'valid',
       name: 'VMDK monolithicSparse',
@@ -452,6 +454,32 @@ export async function buildCorpus(): Promise<Corpus> {
     file: await derive(p('v3.qcow2'), p('trunc-header.qcow2'), (f) => truncate(f, 90)),
     code: 'DiskTruncated',
     message: 'header',
+  });
+  // Cut at half the file: the tables are all there, the data after the cut is not (it would read as zeros).
+  const half = (f: string) => stat(f).then((st) => truncate(f, Math.floor(st.size / 2)));
+  hostile({
+    name: 'qcow2 cut at half its data',
+    file: await derive(p('v3.qcow2'), p('half.qcow2'), half),
+    code: 'DiskTruncated',
+    message: 'data cluster',
+  });
+  hostile({
+    name: 'compressed qcow2 cut short of its last compressed clusters',
+    file: await derive(p('compressed.qcow2'), p('cut-compressed.qcow2'), (f) => stat(f).then((st) => truncate(f, Math.floor(st.size * 0.9)))),
+    code: 'DiskTruncated',
+    message: 'data cluster',
+  });
+  hostile({
+    name: 'sparse VMDK cut at half its grains',
+    file: await derive(p('sparse.vmdk'), p('half.vmdk'), half),
+    code: 'DiskTruncated',
+    message: 'grain',
+  });
+  hostile({
+    name: 'VHDX cut at half its data blocks',
+    file: await derive(p('disk.vhdx'), p('half.vhdx'), half),
+    code: 'DiskTruncated',
+    message: 'data block',
   });
   hostile({
     name: 'qcow2 whose L2 tables were cut off',

@@ -42,7 +42,7 @@ export function renderPlan(p: LabPlan): LabPlanWire {
 }
 
 export function renderPlanImage(planId: string, i: LabPlanImage, withReasons: boolean): LabPlanImageWire {
-  const g = i.gallery;
+  const image = i.imageRecord;
   return {
     id: `${planId}/images/${i.name}`,
     name: i.name,
@@ -51,15 +51,15 @@ export function renderPlanImage(planId: string, i: LabPlanImage, withReasons: bo
       enabledState: i.enabled ? 'Enabled' : 'Disabled',
       provisioningState: 'Succeeded',
       displayName: i.name,
-      description: i.image.description ?? undefined,
-      author: i.image.publisher,
-      osType: i.image.os_type,
-      osState: i.image.os_state,
-      offer: i.image.offer,
-      publisher: i.image.publisher,
-      sku: i.image.sku,
-      version: i.latest?.name,
-      sharedGalleryId: galleryArmId({ subscriptionId: g.subscription_id, resourceGroup: g.resource_group, name: g.name }),
+      description: image.description ?? undefined,
+      author: image.identifier.publisher,
+      osType: image.osType,
+      osState: image.osState,
+      offer: image.identifier.offer,
+      publisher: image.identifier.publisher,
+      sku: image.identifier.sku,
+      version: i.latestVersion?.name,
+      sharedGalleryId: galleryArmId(i.galleryRecord),
       availableRegions: i.availableRegions,
       termsStatus: 'Disabled',
       // labforge: what the image is and why it may be hidden from creators.

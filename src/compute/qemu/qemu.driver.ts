@@ -9,19 +9,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { copyFile, mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { homedir } from 'node:os';
-import { basename, isAbsolute, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { INSTALL_ROOT } from '../../config/config.js';
-import {
-  type Acceleration,
-  type ComputeDriver,
-  registerComputeDriver,
-  type VmActivity,
-  type VmCondition,
-  type VmSpec,
-  type VmStatus,
-} from '../compute-driver.js';
+import { defaultAccelCacheFile, INSTALL_ROOT } from '../../config/config.js';
+import type { Acceleration, ComputeDriver, VmActivity, VmCondition, VmSpec, VmStatus } from '../compute-driver.js';
 import { ComputeError } from '../errors.js';
 import { AccelerationProbe, isKvmFailure, type ProbeOptions, qemuErrorText } from './accel-probe.js';
 import { OVMF_VARS, qemuArgs, type VmPaths } from './qemu-args.js';
@@ -543,28 +534,3 @@ export class QemuDriver implements ComputeDriver {
     return out;
   }
 }
-
-/** The per-host cache of the acceleration verdict: ~/.cache/labforge/acceleration.json (or under XDG_CACHE_HOME). */
-export function defaultAccelCacheFile(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_CACHE_HOME;
-  return join(xdg && isAbsolute(xdg) ? xdg : join(homedir(), '.cache'), 'labforge', 'acceleration.json');
-}
-
-registerComputeDriver('qemu', (options) => {
-  if (typeof options.vmsDir !== 'string')
-    throw new ComputeError('InvalidComputeDriverOptions', 'The qemu compute driver needs options.vmsDir, the folder for VM state.');
-  const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
-  const probe = {
-    ...(str(options.probeKernel) ? { kernel: str(options.probeKernel) } : {}),
-    ...(str(options.probeInitrd) ? { initrd: str(options.probeInitrd) } : {}),
-    ...(str(options.accelCacheFile) ? { cacheFile: str(options.accelCacheFile) } : {}),
-    ...(str(options.kvmDevice) ? { kvmDevice: str(options.kvmDevice) } : {}),
-  };
-  return new QemuDriver(options.vmsDir, {
-    accel: options.accel as 'kvm' | 'tcg' | 'auto' | undefined,
-    ...(str(options.forwardAddress) ? { forwardAddress: str(options.forwardAddress) } : {}),
-    ...(str(options.qemu) ? { qemu: str(options.qemu) } : {}),
-    ...(typeof options.log === 'function' ? { log: options.log as (m: string) => void } : {}),
-    probe,
-  });
-});

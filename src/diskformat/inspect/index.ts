@@ -22,7 +22,8 @@
  *          unknown incompatible feature bits             → DiskUnsupportedFeature
  *          crypt_method != 0 or encryption header ext    → DiskEncrypted
  *          "corrupt" bit, bad cluster bits/header length/L1 size → DiskCorrupt
- *          header, L1 table, refcount table or an L2 table past EOF → DiskTruncated
+ *          header, L1 table, refcount table, an L2 table or a data cluster
+ *          (standard or compressed) past EOF             → DiskTruncated
  *   vhd    footer checksum wrong, footers differ, bad dynamic header → DiskCorrupt
  *          disk type 4 (differencing)                   → DiskIsDifferencing
  *          fixed: file < data + 512; dynamic: end footer missing, BAT or a
@@ -38,11 +39,12 @@
  *          encryption keys in the descriptor              → DiskEncrypted
  *          createType not monolithicSparse/streamOptimized → DiskUnsupportedSubformat
  *          header version not 1..3                        → DiskUnsupportedVersion
- *          metadata or grain tables past EOF, missing stream footer → DiskTruncated
+ *          metadata, grain tables or a grain past EOF, missing stream footer → DiskTruncated
  *   all    virtual size 0                                 → DiskCorrupt
  *          virtual size above `maxVirtualSize` (default 2 TiB) → DiskTooLarge
  *          empty file                                     → DiskTruncated
- *          metadata needing more than `readBudget` bytes  → DiskUnsupportedFeature
+ *          metadata needing more than `readBudget` bytes, or mapping
+ *          tables (L2, grain tables) over 1 GiB           → DiskUnsupportedFeature
  *          a field beyond 2^53, not a regular file        → DiskCorrupt
  *
  * The returned InspectedDisk is frozen and registered; ../qemu-img.ts refuses

@@ -15,6 +15,7 @@ const EXT_CRYPTO_HEADER = 0x0537be77;
 const EXT_DATA_FILE = 0x44415441;
 const MAX_L1_BYTES = 32 * 1024 * 1024; // qemu's QCOW_MAX_L1_SIZE
 const OFFSET_MASK = 0x00fffffffffffe00n;
+const COMPRESSED = 1n << 62n;
 
 const CONVERT_HINT = 'Convert it on a trusted machine with "qemu-img convert -O qcow2 <source> <standalone.qcow2>" and upload the standalone file.';
 
@@ -144,6 +145,27 @@ export async function inspectQcow2(ctx: FormatContext): Promise<FormatResult> {
         'DiskTruncated',
         `The file is truncated: a qcow2 L2 table is declared at byte ${l2Offset} but the file is only ${fileSize} bytes long. Upload the complete file again.`,
       );
+    }
+  }
+  // Every data cluster the L2 tables name must start inside the file: a file cut short would otherwise read
+  // as zeros where the data was, and the import would look complete.
+  const entrySize = extL2 ? 16 : 8;
+  const compressedOffsetMask = (1n << BigInt(62 - (clusterBits - 8))) - 1n;
+  const end = BigInt(fileSize);
+  for (let i = 0; i < l1Size; i++) {
+    const l2Offset = Number(l1.readBigUInt64BE(i * 8) & OFFSET_MASK);
+    if (l2Offset === 0) continue;
+    const l2 = await reader.readTable(l2Offset, clusterSize, 'qcow2 L2 table');
+    for (let j = 0; j < l2Entries; j++) {
+      const entry = l2.readBigUInt64BE(j * entrySize);
+      const dataOffset = entry & COMPRESSED ? entry & compressedOffsetMask : entry & OFFSET_MASK;
+      if (dataOffset !== 0n && dataOffset >= end) {
+        const guest = (i * l2Entries + j) * clusterSize;
+        throw diskError(
+          'DiskTruncated',
+          `The file is truncated: the qcow2 data cluster for guest offset ${guest} is declared at byte ${dataOffset} but the file is only ${fileSize} bytes long, so part of the disk's data is missing. Upload the complete file again.`,
+        );
+      }
     }
   }
   const nbSnapshots = h.readUInt32BE(60);

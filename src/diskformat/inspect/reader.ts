@@ -6,11 +6,30 @@ import { diskError } from '../errors.js';
 
 export class BoundedReader {
   private used = 0;
+  private tableBytes = 0;
   constructor(
     private readonly fh: FileHandle,
     readonly size: number,
     private readonly budget: number,
+    /** Bytes of mapping tables (qcow2 L2 tables, VMDK grain tables) one inspection may read to check every data block is in the file. */
+    private readonly tableBudget = 1024 * MiB,
   ) {}
+
+  /**
+   * Reads a mapping table whole (refusing a truncated one), counted against its own, larger budget: a big,
+   * fully allocated disk has hundreds of MiB of them, and each must be read to know its data is all there.
+   */
+  async readTable(offset: number, length: number, what: string): Promise<Buffer> {
+    this.tableBytes += length;
+    if (this.tableBytes > this.tableBudget) {
+      throw diskError(
+        'DiskUnsupportedFeature',
+        `This image's ${what}s add up to more than ${this.tableBudget / MiB} MiB, far more than a disk of at most the accepted size needs. Convert it to qcow2 with 64 KiB clusters (qemu-img convert -O qcow2) on a trusted machine and upload again.`,
+      );
+    }
+    this.used -= Math.min(length, Math.max(0, this.size - offset));
+    return this.readExact(offset, length, what);
+  }
 
   /** Reads exactly `length` bytes at `offset`, or fewer if the file ends first. */
   async read(offset: number, length: number): Promise<Buffer> {

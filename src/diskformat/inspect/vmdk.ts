@@ -140,5 +140,21 @@ export async function inspectVmdk(ctx: FormatContext): Promise<FormatResult> {
       );
     }
   }
+  // Every grain a grain table names must start inside the file (a file cut short would read as zeros).
+  // Values 0 (never written) and 1 (a zeroed grain) name no data.
+  for (let i = 0; i < gtCount; i++) {
+    const gtSector = gd.readUInt32LE(i * 4);
+    if (gtSector === 0) continue;
+    const gt = await reader.readTable(gtSector * 512, gtesPerGt * 4, 'VMDK grain table');
+    for (let j = 0; j < gtesPerGt; j++) {
+      const grain = gt.readUInt32LE(j * 4);
+      if (grain > 1 && grain * 512 >= fileSize) {
+        throw diskError(
+          'DiskTruncated',
+          `The file is truncated: the VMDK grain for guest offset ${(i * gtesPerGt + j) * grainSectors * 512} is declared at byte ${grain * 512} but the file is only ${fileSize} bytes long, so part of the disk's data is missing. Upload the complete file again.`,
+        );
+      }
+    }
+  }
   return { virtualSize, details: { createType: desc.createType, version, grainSize: grainSectors * 512 } };
 }

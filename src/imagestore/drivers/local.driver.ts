@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { constants, promises as fs } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions, registerBlobDriver } from '../blob-driver.js';
+import { exhaustionMessage, exhaustionOf } from '../../lib/exhaustion.js';
+import { type BlobDriver, type BlobInfo, type BlobWriter, checkKey, type PutOptions } from '../blob-driver.js';
 import { DIRECT_ALIGN, DirectWrites } from '../direct-io.js';
 import { ImageStoreError } from '../errors.js';
 
@@ -38,7 +39,23 @@ export class LocalBlobDriver implements BlobDriver {
   /** Directories created by batched puts whose own entries wait for sync(). */
   private readonly deferredDirs = new Set<string>();
 
-  constructor(readonly root: string) {}
+  constructor(
+    readonly root: string,
+    /** The region this driver stores, named in errors (a full disk says which region is full). */
+    private readonly region?: string,
+  ) {}
+
+  /** Runs a write; a full disk, too many open files or no memory become named ImageStoreErrors saying where and what to do. */
+  private async writing<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = exhaustionOf(err);
+      if (!code) throw err;
+      const doing = `${this.region ? `Region '${this.region}'` : 'The image store'} could not store ${key}`;
+      throw new ImageStoreError(code, await exhaustionMessage(code, doing, this.root));
+    }
+  }
 
   private path(key: string): string {
     checkKey(key);
@@ -69,7 +86,11 @@ export class LocalBlobDriver implements BlobDriver {
     this.madeDirs.add(dir);
   }
 
-  async put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<boolean> {
+  put(key: string, data: Uint8Array, opts: PutOptions = {}): Promise<boolean> {
+    return this.writing(key, () => this.putNow(key, data, opts));
+  }
+
+  private async putNow(key: string, data: Uint8Array, opts: PutOptions): Promise<boolean> {
     const target = this.path(key);
     const dir = dirname(target);
     await this.ensureDir(dir, opts.batch === true);
@@ -152,24 +173,27 @@ export class LocalBlobDriver implements BlobDriver {
   async openWriter(key: string): Promise<BlobWriter> {
     const target = this.path(key);
     const dir = dirname(target);
-    await this.ensureDir(dir, true);
-    const temp = await this.tempFile(dir, true);
+    const temp = await this.writing(key, async () => {
+      await this.ensureDir(dir, true);
+      return this.tempFile(dir, true);
+    });
     return {
       write: async (data, position) => {
         if (position % DIRECT_ALIGN) throw new Error(`blob writes start at multiples of ${DIRECT_ALIGN} bytes, not ${position}`);
-        await temp.write(data, position);
+        await this.writing(key, () => temp.write(data, position));
       },
-      commit: async () => {
-        try {
-          await temp.finish();
-          await fs.link(temp.path, target);
-          await fs.unlink(temp.path);
-        } catch (err) {
-          await temp.discard();
-          throw err;
-        }
-        this.unsyncedDirs.add(dir);
-      },
+      commit: () =>
+        this.writing(key, async () => {
+          try {
+            await temp.finish();
+            await fs.link(temp.path, target);
+            await fs.unlink(temp.path);
+          } catch (err) {
+            await temp.discard();
+            throw err;
+          }
+          this.unsyncedDirs.add(dir);
+        }),
       abort: () => temp.discard(),
     };
   }
@@ -196,7 +220,11 @@ export class LocalBlobDriver implements BlobDriver {
     }
   }
 
-  async sync(): Promise<void> {
+  sync(): Promise<void> {
+    return this.writing('its directories', () => this.syncNow());
+  }
+
+  private async syncNow(): Promise<void> {
     const dirs = [...this.unsyncedDirs];
     const deferred = [...this.deferredDirs];
     this.unsyncedDirs.clear();
@@ -253,7 +281,11 @@ export class LocalBlobDriver implements BlobDriver {
     return true;
   }
 
-  async move(from: string, to: string): Promise<boolean> {
+  move(from: string, to: string): Promise<boolean> {
+    return this.writing(to, () => this.moveNow(from, to));
+  }
+
+  private async moveNow(from: string, to: string): Promise<boolean> {
     const src = this.path(from);
     const dst = this.path(to);
     await this.ensureDir(dirname(dst));
@@ -312,12 +344,13 @@ export class LocalBlobDriver implements BlobDriver {
   }
 }
 
-registerBlobDriver('local', (options, { region }) => {
+/** The local driver from a region's imageStore.options: `path`, the directory to keep images in. */
+export function localBlobDriver(options: Record<string, unknown>, { region }: { region: string }): LocalBlobDriver {
   if (typeof options.path !== 'string' || options.path === '') {
     throw new ImageStoreError(
       'InvalidBlobDriverOptions',
       `Region '${region}': the local image-store driver needs options.path, the directory to keep images in.`,
     );
   }
-  return new LocalBlobDriver(options.path);
-});
+  return new LocalBlobDriver(options.path, region);
+}

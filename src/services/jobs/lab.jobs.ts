@@ -49,7 +49,7 @@ export class LabJobs {
   /** Creates student VMs for these seat numbers on the published image: disks and VM records, not booted. */
   private async addSeats(lab: LabRecord, image: string, indices: number[], ctx: OperationContext<{ labKey: string }>, base: number): Promise<void> {
     const profile = lab.vmProfile;
-    const gen = lab.sourceImageKey ? (await this.galleries.imageByKey(lab.sourceImageKey))?.hyper_v_generation : undefined;
+    const gen = lab.sourceImageKey ? (await this.galleries.imageByKey(lab.sourceImageKey))?.hyperVGeneration : undefined;
     const seats = [];
     for (const i of indices) {
       seats.push(
@@ -85,17 +85,28 @@ export class LabJobs {
     await Promise.all(Array.from({ length: Math.min(8, seats.length) }, worker));
   }
 
-  /** Deletes student VMs: their records, then their files. */
+  /** Deletes student VMs: their files first, then their records, so a crash in between leaves records to delete again, never orphan files. */
   private async dropSeats(keys: string[]): Promise<void> {
     if (!keys.length) return;
-    await this.vms.deleteRecords(this.labRecords.db, keys);
     await this.vms.removeFiles(keys);
+    await this.vms.deleteRecords(this.labRecords.db, keys);
+  }
+
+  /** Seats a crash left half-made (recorded, disk not finished): their disks are made now, so every seat ends usable. */
+  private async repairSeats(lab: LabRecord): Promise<number> {
+    const unfinished = (await this.vms.labVms(lab.key, { type: 'User' })).filter((v) => v.provisioningState !== 'Succeeded');
+    for (const v of unfinished) {
+      await this.vms.provisionDisk(v.key);
+      await this.vms.markCreated(v.key);
+    }
+    return unfinished.length;
   }
 
   private async runPublish(ctx: OperationContext<PublishInput>): Promise<void> {
     const lab = await this.labs.load(ctx.input.labKey);
     const profile = lab.vmProfile;
     const seatNumber = (name: string) => Number(name.split('/')[2]);
+    if (ctx.input.mode === 'scale' && lab.publishedImage) await this.repairSeats(lab);
     const seats = await this.vms.labVms(lab.key, { type: 'User' });
     if (ctx.input.mode === 'scale' && lab.publishedImage) {
       const indices = seats.map((s) => seatNumber(s.name)).sort((a, b) => a - b);
@@ -131,6 +142,8 @@ export class LabJobs {
     }
     await this.labUsers.assignSeats(lab);
     await this.vms.collectBases();
+    // What a crash of another process or request left behind (older ones only: creations in flight are younger).
+    await this.vms.removeOrphans(10 * 60_000);
     const count = (await this.vms.labVms(lab.key, { type: 'User' })).length;
     await ctx.complete(`Published: ${count} student VM(s)`, async (tx) => {
       await this.labRecords.update(tx, lab.key, { state: 'Published' }, { etag: true });
