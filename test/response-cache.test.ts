@@ -1,9 +1,10 @@
 // Reads of galleries, image definitions and versions are answered from a cache
-// while the database has not changed (src/api/response-cache.ts). Whatever
-// changes the database — a write through the API, a commit by another
-// connection or server process sharing the SQLite file, a revoked token — is
-// seen by the very next read, and authentication and roles are checked on
-// every request.
+// while the database has not changed (src/api/response-cache.ts), and a token
+// verified a moment ago is not read again while nothing changed
+// (src/api/verified-tokens.ts). Whatever changes the database — a write
+// through the API, a commit by another connection or server process sharing
+// the SQLite file, a revoked token — is seen by the very next request, and
+// roles are checked on every request.
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -68,6 +69,21 @@ describe('answers kept while the database is unchanged (SQLite)', () => {
     expect((await t.call('DELETE', `/providers/Labforge.Core/tokens/${id}?${LABFORGE}`)).status).toBe(200);
     expect((await t.call('GET', `${image}?${COMPUTE}`, undefined, { token: creator })).status).toBe(401);
     expect((await t.call('GET', `${image}?${COMPUTE}`, undefined, { token: null })).status).toBe(401);
+  });
+
+  it('refuses at once a token revoked, or given another role, by another connection to the database', async () => {
+    const creator = await t.tokenFor('creator', 'elsewhere');
+    expect((await t.call('GET', `${image}?${COMPUTE}`, undefined, { token: creator })).status).toBe(200);
+    const id = creator.split('_')[1];
+    const other = new SQLite(join(t.dataDir, 'labforge.db'));
+    try {
+      other.prepare("UPDATE tokens SET role = 'user' WHERE id = ?").run(id);
+      expect((await t.call('GET', `${image}?${COMPUTE}`, undefined, { token: creator })).status).toBe(403);
+      other.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ?').run(new Date().toISOString(), id);
+      expect((await t.call('GET', `${image}?${COMPUTE}`, undefined, { token: creator })).status).toBe(401);
+    } finally {
+      other.close();
+    }
   });
 
   it('keeps no refusal: a missing image answers 404 until it exists', async () => {

@@ -20,6 +20,7 @@ import { envelope, sendError } from './errors.js';
 import { labServicesRoutes } from './labservices/index.js';
 import { resourceRoutes } from './resources/index.js';
 import { registerResponseCache } from './response-cache.js';
+import { VerifiedTokens } from './verified-tokens.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -86,6 +87,8 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
 
   app.decorateRequest('principal', undefined as unknown as Principal);
 
+  const verified = new VerifiedTokens();
+  app.decorateRequest('changeMark', undefined);
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-ms-request-id', req.id);
     const clientId = req.headers['x-ms-client-request-id'];
@@ -110,7 +113,15 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
       );
     }
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
-    const principal = m ? await services.tokens.verify(m[1] as string) : undefined;
+    const token = m?.[1];
+    // Taken before the token is verified: the answer cache and the verified tokens hold only while it stays the same.
+    const mark = services.store.changeMark();
+    req.changeMark = mark;
+    let principal = token ? verified.get(token, mark) : undefined;
+    if (!principal && token) {
+      principal = await services.tokens.verify(token);
+      if (principal) verified.set(token, mark, principal);
+    }
     if (!principal) {
       reply.header('WWW-Authenticate', 'Bearer realm="labforge", error="invalid_token"');
       throw new LabforgeError(
@@ -140,7 +151,7 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     done();
   });
 
-  registerResponseCache(app, { changeMark: () => services.store.changeMark() });
+  registerResponseCache(app);
 
   const metadata = services.config.database.kind === 'sqlite' ? services.config.database.file : 'the PostgreSQL database';
   app.setErrorHandler((err, req, reply) => sendError(err as FastifyError, req, reply, metadata));

@@ -1,11 +1,12 @@
 // Answers of reads that depend only on the database and the URL (galleries,
 // image definitions, image versions), kept while the database has not changed.
-// Each answer is stored with the store's change mark taken before its handler
-// ran (after authentication and the role check, which run for every request);
-// it is reused only while the mark is the same, that is while nothing was
-// written through this process and no other connection committed. A write
-// during the handler makes the stored mark old at once, so nothing stale is
-// ever served. Where the store has no cheap mark (PostgreSQL) nothing is kept.
+// The authentication hook takes the store's change mark when a request
+// arrives (req.changeMark); an answer is stored under the mark of the request
+// that computed it, and reused by a later request with the same mark, that is
+// while nothing was written through this process and no other connection
+// committed. A write while the handler runs makes the stored mark old at once,
+// so nothing stale is served; authentication and the role check run for every
+// request. Where the store has no change mark (PostgreSQL) nothing is kept.
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 
 declare module 'fastify' {
@@ -14,6 +15,8 @@ declare module 'fastify' {
     cacheable?: boolean;
   }
   interface FastifyRequest {
+    /** The store's change mark when the request arrived (undefined: the store has none, or the route needs no token). */
+    changeMark?: string;
     /** The change mark the handler's answer is stored under. */
     cacheMark?: string;
   }
@@ -26,8 +29,6 @@ interface Entry {
 }
 
 export interface ResponseCacheOptions {
-  /** The store's change mark (undefined: do not cache). */
-  changeMark(): string | undefined;
   maxEntries?: number;
   maxBytes?: number;
 }
@@ -37,7 +38,7 @@ export interface ResponseCacheOptions {
  * the cache (it runs after the app's own preHandler, which checks the role and the api-version) and an onSend that
  * stores the answer. Other routes get no hook at all.
  */
-export function registerResponseCache(app: FastifyInstance, opts: ResponseCacheOptions): void {
+export function registerResponseCache(app: FastifyInstance, opts: ResponseCacheOptions = {}): void {
   const maxEntries = opts.maxEntries ?? 512;
   const maxBytes = opts.maxBytes ?? 32 * 1024 * 1024;
   const entries = new Map<string, Entry>();
@@ -50,7 +51,7 @@ export function registerResponseCache(app: FastifyInstance, opts: ResponseCacheO
 
   // Plain hooks, not async ones: they await nothing, and run on every request of the routes they serve.
   const answer = (req: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => {
-    const mark = opts.changeMark();
+    const mark = req.changeMark;
     if (mark === undefined) return done();
     const key = keyOf(req);
     const hit = entries.get(key);
@@ -80,6 +81,7 @@ export function registerResponseCache(app: FastifyInstance, opts: ResponseCacheO
     done(null, payload);
   };
 
+  app.decorateRequest('cacheMark', undefined);
   const hooks = <T>(existing: T | T[] | undefined, added: T): T[] => [
     ...(existing === undefined ? [] : Array.isArray(existing) ? existing : [existing]),
     added,
