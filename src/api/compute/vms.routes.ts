@@ -2,7 +2,7 @@
 // gallery images, power actions, generalize, console tickets).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { ConsoleUrls, InstanceView, NoBody, Page, VirtualMachine, VirtualMachineInput } from '../../contract/index.js';
+import { ConsoleUrls, InstanceView, NoBody, Page, ROLES, VirtualMachine, VirtualMachineInput } from '../../contract/index.js';
 import { LabforgeError } from '../../errors.js';
 import type { Services } from '../../services/index.js';
 import type { VirtualMachine as Vm } from '../../services/vm.service.js';
@@ -10,8 +10,7 @@ import { ACCEPTED, DELETED, lroHeaders, page, pageQuery, preconditions } from '.
 import { decodeCustomData } from './custom-data.js';
 import { consoleUrls, instanceView, renderVm } from './render.js';
 
-const ALL = ['admin', 'creator', 'user'] as const;
-const READ = { apiFamily: 'virtualMachines', roles: ALL } as const;
+const READ = { apiFamily: 'virtualMachines', roles: ROLES } as const;
 const CREATE = { apiFamily: 'virtualMachines', roles: ['admin', 'creator'] } as const;
 const VMS = '/subscriptions/:sub/resourceGroups/:rg/providers/Microsoft.Compute/virtualMachines';
 const VmParams = Type.Object({ sub: Type.String(), rg: Type.String(), vm: Type.String() });

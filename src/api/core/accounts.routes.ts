@@ -3,7 +3,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply } from 'fastify';
 import Type from 'typebox';
-import { Account, AccountInput, AccountWithInvitation, Credentials, NoBody, Page, RedeemInput, Registered, Session } from '../../contract/index.js';
+import { Account, AccountInput, AccountWithInvitation, Credentials, NoBody, Page, RedeemInput, Registered, ROLES, Session } from '../../contract/index.js';
 import { LabforgeError } from '../../errors.js';
 import type { Services } from '../../services/index.js';
 import { DELETED } from '../arm/arm.js';
@@ -11,7 +11,7 @@ import { renderAccount, renderSession } from './render.js';
 
 const PUBLIC = { apiFamily: 'labforge', public: true } as const;
 const ADMIN = { apiFamily: 'labforge', roles: ['admin'] } as const;
-const ALL = { apiFamily: 'labforge', roles: ['admin', 'creator', 'user'] } as const;
+const ALL = { apiFamily: 'labforge', roles: ROLES } as const;
 const EmailParams = Type.Object({ email: Type.String() });
 
 function withRetryAfter(reply: FastifyReply, err: unknown): never {

@@ -2,7 +2,7 @@
 // operations and cancelling one (their starter and admins only).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { Operation as OperationWire, Page } from '../../contract/index.js';
+import { Operation as OperationWire, Page, ROLES } from '../../contract/index.js';
 import { forbidden, notFound } from '../../errors.js';
 import type { Operation, OperationState } from '../../operations/operation.store.js';
 import type { Principal } from '../../services/common.js';
@@ -11,7 +11,7 @@ import { baseUrl } from '../arm/arm.js';
 import { renderOperation } from './render.js';
 
 const OpParams = Type.Object({ sub: Type.String(), id: Type.String() });
-const ALL = { apiFamily: 'labforge', roles: ['admin', 'creator', 'user'] } as const;
+const ALL = { apiFamily: 'labforge', roles: ROLES } as const;
 
 export function operationRoutes(s: Services): FastifyPluginAsyncTypebox {
   return async (app) => {

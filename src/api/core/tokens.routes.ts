@@ -1,7 +1,7 @@
 // Labforge.Core/tokens (admins only) and whoami (any token).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { CreatedToken, Page, Token, TokenInput, WhoAmI } from '../../contract/index.js';
+import { CreatedToken, Page, ROLES, Token, TokenInput, WhoAmI } from '../../contract/index.js';
 import type { Services } from '../../services/index.js';
 import { renderToken } from './render.js';
 
@@ -38,7 +38,7 @@ export function tokenRoutes(s: Services): FastifyPluginAsyncTypebox {
     );
     app.get(
       '/providers/Labforge.Core/whoami',
-      { config: { roles: ['admin', 'creator', 'user'] }, schema: { tags: ['tokens'], summary: 'Who this token belongs to', response: { 200: WhoAmI } } },
+      { config: { roles: ROLES }, schema: { tags: ['tokens'], summary: 'Who this token belongs to', response: { 200: WhoAmI } } },
       async (req) => ({ subject: req.principal.subject, role: req.principal.role, tokenId: req.principal.tokenId }),
     );
   };

@@ -1,11 +1,11 @@
 // Microsoft.Resources: subscriptions and their locations (the configured regions).
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { Location, Page, Subscription } from '../../contract/index.js';
+import { Location, Page, ROLES, Subscription } from '../../contract/index.js';
 import type { Services } from '../../services/index.js';
 import { renderLocations, renderSubscription } from './render.js';
 
-const ALL = { apiFamily: 'subscriptions', roles: ['admin', 'creator', 'user'] } as const;
+const ALL = { apiFamily: 'subscriptions', roles: ROLES } as const;
 const SubParams = Type.Object({ sub: Type.String() });
 
 export function subscriptionRoutes(s: Services): FastifyPluginAsyncTypebox {

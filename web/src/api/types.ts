@@ -32,6 +32,8 @@ import type {
 
 /** The api-version the portal calls each API family with. */
 export { API_VERSION as API_VERSIONS } from '../../../src/contract/api-versions.js';
+/** The roles of the wire, in order from the most powerful. */
+export { ROLES } from '../../../src/contract/roles.js';
 
 export type { ConsoleUrls, Gallery, Host, Lab, LabPlan, LabVm, Operation, ResourceGroup, Role, SavedImage, Subscription, Usage, UsageRow, VmPowerState };
 /** A session: its token, the person and their role. */

@@ -5,14 +5,11 @@ import { type FormEvent, useState } from 'react';
 import { useTranslation } from 'react-i18next';
 import { queryKeys } from '../api/keys.js';
 import { createPerson, listPeople, listTokens, revokeToken } from '../api/people.js';
-import type { Role } from '../api/types.js';
+import { ROLES } from '../api/types.js';
 import { DataTable } from '../components/DataTable.js';
 import { QueryList } from '../components/QueryList.js';
 import { toast } from '../components/Toasts.js';
 import { dateTime, named } from '../i18n.js';
-
-/** The roles the form offers, in its order (each checked to be a role of the wire). */
-const ROLES = ['admin', 'creator', 'user'] as const satisfies readonly Role[];
 
 export function PeoplePage() {
   const { t, i18n } = useTranslation();
