@@ -5,7 +5,7 @@
 import { forbidden, invalidParameter, notFound } from '../errors.js';
 import { nowIso } from '../lib/time.js';
 import { type Recurrence, type ScheduleRecord, type ScheduleRepository, WEEK_DAYS, type WeekDay } from '../repositories/schedule.repository.js';
-import { type Principal, SYSTEM, Ticker } from './common.js';
+import { checkName, type Principal, SYSTEM, Ticker } from './common.js';
 import type { LabService } from './lab.service.js';
 import type { VmService } from './vm.service.js';
 
@@ -213,8 +213,7 @@ export class ScheduleService {
     mode: 'put' | 'patch',
   ): Promise<{ schedule: LabSchedule; created: boolean }> {
     const l = await this.lab(p, sub, rg, lab, true);
-    if (!/^[-\w._()]{1,100}$/.test(name))
-      throw invalidParameter(`The schedule name '${name}' is not valid: use 1-100 letters, digits, '-', '_', '.' or parentheses.`, 'scheduleName');
+    checkName('schedule', name);
     const existing = await this.records.byName(l.key, name);
     const v = this.check(input, existing && mode === 'patch' ? toSchedule(existing, l) : undefined);
     const times = { startAt: v.startAt ?? null, stopAt: v.stopAt, recurrence: v.recurrence, timeZoneId: v.timeZoneId, notes: v.notes };
