@@ -129,7 +129,12 @@ export function createServices(config: Config, store: Store): Services {
   const autoShutdown = new AutoShutdownService(vmRecords, vms, driver);
   const labJobs = new LabJobs(labs, labRecords, labUsers, vms, capture, galleries, imageStores);
   const versionJobs = new VersionJobs(versions, versionRecords, capture, uploads, imageStores, { maxDiskBytes: config.images.maxDiskBytes, tmpDir });
-  const jobs = [...versionJobs.handlers(), ...storeJobs(imageStores, storeSettings), ...vmJobs(vms), ...labJobs.handlers()] as OperationHandler<never>[];
+  const jobs = [
+    ...versionJobs.handlers(),
+    ...storeJobs(imageStores, storeSettings, versionRecords),
+    ...vmJobs(vms),
+    ...labJobs.handlers(),
+  ] as OperationHandler<never>[];
   return {
     config,
     store,
