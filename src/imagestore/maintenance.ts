@@ -157,7 +157,7 @@ export async function collectGarbage(store: ChunkStore, graceMs: number, signal?
   const report: GcReport = { region: store.region, chunksKept: 0, chunksRemoved: 0, bytesFreed: 0, chunksInGrace: 0, packsRewritten: 0 };
   const live = new Set<string>();
   for (const m of (await regionManifests(store)).values()) for (const d of manifestDigests(m)) live.add(d);
-  const cutoff = Date.now() - graceMs;
+  const cutoff = store.now() - graceMs;
   const spared = (digest: string) => store.usedSince(digest, cutoff);
   const index = await store.locations();
   // Chunk files (stores written before packs).
