@@ -117,7 +117,7 @@ export function createServices(config: Config, store: Store): Services {
   const imageStoreMaintenance = new StoreService(db, versionRecords, imageStores, operations, storeSettings);
   const policy = new AccessPolicy(labRecords);
   const vms = new VmService(db, vmRecords, groups, galleries, versions, regions, operations, imageStores, driver, disks, config.compute, policy);
-  const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver);
+  const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver, policy);
   const hosts = new HostService(vmRecords, driver);
   const labPlans = new LabPlanService(db, labPlanRecords, galleryRecords, versionRecords, labRecords, groups, regions);
   const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores, policy);

@@ -135,6 +135,7 @@ export class LabUserService {
   async invite(p: Principal, sub: string, rg: string, labName: string, name: string): Promise<{ user: LabUser; registrationCode: string }> {
     const lab = await this.labs.requireLab(p, sub, rg, labName);
     if (!isStaff(p)) throw forbidden('Only lab staff can invite students.');
+    this.labs.checkOwner(p, lab);
     const u = await this.get(p, sub, rg, labName, name);
     await this.labRecords.updateUser(u.key, { invitationState: 'Sent', invitationSent: nowIso() });
     return { user: await this.get(p, sub, rg, labName, name), registrationCode: lab.securityProfile.registrationCode };

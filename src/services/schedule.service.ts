@@ -2,7 +2,7 @@
 // or on a daily or weekly pattern, at the same wall-clock time in the
 // schedule's time zone (summer time included). A timer checks every few
 // seconds which starts and stops fell due since the last check.
-import { forbidden, invalidParameter, notFound } from '../errors.js';
+import { invalidParameter, notFound } from '../errors.js';
 import { nowIso } from '../lib/time.js';
 import { type Recurrence, type ScheduleRecord, type ScheduleRepository, WEEK_DAYS, type WeekDay } from '../repositories/schedule.repository.js';
 import { checkName, type Principal, SYSTEM, Ticker } from './common.js';
@@ -139,9 +139,7 @@ export class ScheduleService {
   private async lab(p: Principal, sub: string, rg: string, lab: string, write: boolean) {
     const r = await this.labs.requireLab(p, sub, rg, lab);
     if (p.role === 'user') throw notFound('ResourceNotFound', `The Resource 'Microsoft.LabServices/labs/${lab}' under resource group '${rg}' was not found.`);
-    if (write && p.role !== 'admin' && r.createdBy !== p.subject) {
-      throw forbidden(`Lab '${r.name}' belongs to '${r.createdBy}'; only its creator or an admin can change its schedules. Nothing was changed.`);
-    }
+    if (write) this.labs.checkOwner(p, r);
     return r;
   }
 

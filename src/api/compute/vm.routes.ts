@@ -303,7 +303,8 @@ export function vmRoutes(s: Services): FastifyPluginAsync {
           params: VmParams,
         },
       },
-      async (req) => consoleUrls(req, publicUrl, await s.consoleTickets.issue(await s.vms.get(req.principal, req.params.sub, req.params.rg, req.params.vm))),
+      async (req) =>
+        consoleUrls(req, publicUrl, await s.consoleTickets.issue(req.principal, await s.vms.get(req.principal, req.params.sub, req.params.rg, req.params.vm))),
     );
 
     // ---- console WebSockets: the ticket in the URL is the credential ----
