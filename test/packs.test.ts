@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ChunkStore, type DiskManifest, MANIFEST_FORMAT, sha256 } from '../src/imagestore/chunk-store.js';
 import { LocalBlobDriver } from '../src/imagestore/drivers/local.driver.js';
@@ -18,10 +17,16 @@ const dirs: string[] = [];
 afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
+/** The stores' clock: tests move it forward instead of sleeping past a grace period. */
+let offset = 0;
+const clock = () => Date.now() + offset;
+const later = (ms: number) => {
+  offset += ms;
+};
 const region = (name: string, packBytes = 2 * MiB) => {
   const dir = mkdtempSync(join(tmpdir(), `labforge-packs-${name}-`));
   dirs.push(dir);
-  return { dir, store: new ChunkStore(new LocalBlobDriver(dir), name, { packBytes }) };
+  return { dir, store: new ChunkStore(new LocalBlobDriver(dir), name, { packBytes, clock }) };
 };
 async function* once(buf: Buffer) {
   yield buf;
@@ -115,13 +120,13 @@ describe('pack files', () => {
     const [chunk, other] = [randomBytes(MiB), randomBytes(MiB)];
     await s.putChunk(chunk);
     await s.putChunk(other);
-    // Both written longer ago than the grace period...
-    await sleep(60);
+    // Both written longer ago than the grace period (a minute)...
+    later(2 * 60_000);
     const batch = s.batch();
     // ...but an import about to refer to one of them finds it stored.
     expect(await batch.put(sha256(chunk), chunk)).toBe(false);
     await batch.finish();
-    expect(await collectGarbage(s, 30)).toMatchObject({ chunksRemoved: 1, chunksInGrace: 1 });
+    expect(await collectGarbage(s, 60_000)).toMatchObject({ chunksRemoved: 1, chunksInGrace: 1 });
     expect(await s.hasChunk(sha256(chunk))).toBe(true);
     expect(await s.hasChunk(sha256(other))).toBe(false);
   });
@@ -134,7 +139,7 @@ describe('pack files', () => {
     await batch0.put(sha256(orphan), orphan);
     await batch0.finish();
     await s.putManifest('v1', { format: MANIFEST_FORMAT, disks: [{ name: 'os', virtualSize: MiB, blockSize: MiB, blocks: [sha256(kept)] }] });
-    await sleep(20);
+    later(2 * 60_000);
     // An import arrives with the unreferenced chunk just after collection decided to drop it.
     const late = s.batch();
     let brought: boolean | undefined;
@@ -143,7 +148,7 @@ describe('pack files', () => {
       brought = await late.put(sha256(orphan), orphan);
       return repack(key, keep);
     };
-    expect(await collectGarbage(s, 10)).toMatchObject({ chunksRemoved: 1, packsRewritten: 1 });
+    expect(await collectGarbage(s, 60_000)).toMatchObject({ chunksRemoved: 1, packsRewritten: 1 });
     await late.finish();
     // The write did not count on the copy being removed: it stored the chunk again.
     expect(brought).toBe(true);

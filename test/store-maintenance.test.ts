@@ -68,13 +68,22 @@ describe('image store maintenance', () => {
     expect(again.properties.statusMessage).toContain('sound');
   });
 
-  it('says which chunks no region can repair', async () => {
+  it('fails when no region can repair a chunk, says which, and marks the versions using it unusable', async () => {
     const m = await t.server.services.imageStores.get('site-a')?.getManifest(versionKey);
     const victim = m!.disks[0]!.blocks[3] as string;
     for (const region of ['site-a', 'site-b']) await corruptChunk(regionDir(region), victim);
     const op = await start('verify');
+    expect(op.status).toBe('Failed');
+    expect(op.error.code).toBe('StoreDamaged');
+    expect(op.error.message).toMatch(/1 chunk\(s\) are damaged in every region.*Marked unusable: i 1\.0\.0 in site-a, i 1\.0\.0 in site-b/);
     expect(op.properties.result[0].unrepairable).toEqual([victim]);
-    expect(op.properties.statusMessage).toContain('could not be repaired');
+    expect(op.properties.result[0].damagedManifests).toEqual([versionKey]);
+    // No VM is made from it: each damaged replica says why.
+    const v = await t.call('GET', `${base}/images/i/versions/1.0.0?${COMPUTE}&$expand=ReplicationStatus`);
+    for (const r of v.body.properties.replicationStatus.summary) {
+      expect(r.state).toBe('Failed');
+      expect(r.details).toMatch(/Damaged: 1 chunk\(s\) of this region's copy could not be repaired/);
+    }
     // Put the right bytes back for the next tests.
     const good = disk.subarray(3 * MiB, 4 * MiB);
     for (const region of ['site-a', 'site-b']) await t.server.services.imageStores.get(region)?.putVerified(victim, good);

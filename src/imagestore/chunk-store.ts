@@ -75,6 +75,8 @@ export interface ChunkStoreOptions {
   packBytes?: number;
   /** ... or once it has been open this long, so a slow transfer keeps what arrived through a crash: 10 s by default. */
   packAgeMs?: number;
+  /** The time in ms since the epoch (tests move it instead of sleeping): Date.now by default. */
+  clock?: () => number;
 }
 
 export const DEFAULT_PACK_BYTES = 32 << 20;
@@ -116,6 +118,8 @@ export class ChunkStore {
   private readonly used = new Map<string, number>();
   readonly packBytes: number;
   readonly packAgeMs: number;
+  /** Now, in ms since the epoch: what the grace period of garbage collection and the age of packs are measured by. */
+  readonly now: () => number;
 
   constructor(
     readonly driver: BlobDriver,
@@ -124,6 +128,7 @@ export class ChunkStore {
   ) {
     this.packBytes = opts.packBytes ?? DEFAULT_PACK_BYTES;
     this.packAgeMs = opts.packAgeMs ?? 10_000;
+    this.now = opts.clock ?? Date.now;
   }
 
   /** Where every chunk is, read from the chunk files and the packs' trailers on first use and kept up to date by this store's writes. */
@@ -162,7 +167,7 @@ export class ChunkStore {
         try {
           const entries = await readPackIndex(this.driver, b.key, b.size);
           if (this.packs.has(b.key)) this.dropPack(b.key, index);
-          this.addPack({ key: b.key, entries, modifiedMs: b.modifiedMs ?? Date.now() }, index);
+          this.addPack({ key: b.key, entries, modifiedMs: b.modifiedMs ?? this.now() }, index);
           this.unreadable.delete(b.key);
         } catch (err) {
           if (!(err instanceof ImageStoreError)) throw err;
@@ -215,7 +220,7 @@ export class ChunkStore {
 
   /** @internal A batch sealed a pack. */
   async packSealed(key: string, entries: PackEntry[]): Promise<void> {
-    this.addPack({ key, entries, modifiedMs: Date.now() }, await this.locations());
+    this.addPack({ key, entries, modifiedMs: this.now() }, await this.locations());
   }
 
   /**
@@ -247,7 +252,7 @@ export class ChunkStore {
 
   /** Notes that a write is about to refer to a stored chunk. */
   markUsed(digest: string): void {
-    this.used.set(digest, Date.now());
+    this.used.set(digest, this.now());
   }
 
   /** Whether a write referred to the chunk after `sinceMs`. */

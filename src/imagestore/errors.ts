@@ -15,6 +15,7 @@ export type ImageStoreErrorCode =
   | 'ReplicaSourceMissing'
   | 'DiskTruncated'
   | 'DiskSizeMismatch'
+  | 'StoreDamaged'
   | 'InsufficientStorage'
   | 'TooManyOpenFiles'
   | 'OutOfMemory';

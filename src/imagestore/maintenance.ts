@@ -29,6 +29,8 @@ export interface VerifyReport {
   unrepairable: string[];
   /** Packs whose index could not be read: set aside in quarantine/, their chunks repaired like missing ones. */
   packsUnreadable: string[];
+  /** Manifests (versions, lab snapshots) in this region that use an unrepairable chunk: their content is damaged. */
+  damagedManifests: string[];
 }
 
 export async function verifyRegion(
@@ -45,9 +47,11 @@ export async function verifyRegion(
     repaired: [],
     unrepairable: [],
     packsUnreadable: [],
+    damagedManifests: [],
   };
   const referenced = new Set<string>();
-  for (const m of (await regionManifests(store)).values()) for (const d of manifestDigests(m)) referenced.add(d);
+  const manifests = await regionManifests(store);
+  for (const m of manifests.values()) for (const d of manifestDigests(m)) referenced.add(d);
   // Every pack's index is read again (damage since the store started), and what another process added is checked too.
   await store.refresh(true);
   for (const [key] of await store.unreadablePacks()) {
@@ -91,6 +95,8 @@ export async function verifyRegion(
   }
   // Repaired chunks are durable under their names from here on.
   await repairs.finish();
+  const lost = new Set(report.unrepairable);
+  for (const [name, m] of manifests) if (manifestDigests(m).some((d) => lost.has(d))) report.damagedManifests.push(name);
   return report;
 }
 
@@ -151,7 +157,7 @@ export async function collectGarbage(store: ChunkStore, graceMs: number, signal?
   const report: GcReport = { region: store.region, chunksKept: 0, chunksRemoved: 0, bytesFreed: 0, chunksInGrace: 0, packsRewritten: 0 };
   const live = new Set<string>();
   for (const m of (await regionManifests(store)).values()) for (const d of manifestDigests(m)) live.add(d);
-  const cutoff = Date.now() - graceMs;
+  const cutoff = store.now() - graceMs;
   const spared = (digest: string) => store.usedSince(digest, cutoff);
   const index = await store.locations();
   // Chunk files (stores written before packs).

@@ -3,6 +3,7 @@
 // the repositories' business: src/repositories/common.ts.)
 import type { Config, RegionConfig } from '../config/config.js';
 import { invalidParameter, preconditionFailed } from '../errors.js';
+import { NAME_RULES, nameProblem, type ResourceKind } from '../lib/names.js';
 
 export { type Principal, ROLES, type Role, SYSTEM } from '../lib/principal.js';
 export type { ResourceMeta } from '../repositories/common.js';
@@ -36,23 +37,10 @@ export function checkPreconditions(what: string, current: string | undefined, pr
   }
 }
 
-const NAME_RULES: Record<string, { re: RegExp; rule: string }> = {
-  resourceGroup: { re: /^[-\w._()]{0,89}[-\w_()]$/u, rule: '1-90 letters, digits, underscores, hyphens, periods or parentheses, not ending in a period' },
-  gallery: {
-    re: /^[A-Za-z0-9][A-Za-z0-9._]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$/,
-    rule: '1-80 letters, digits, periods or underscores, starting and ending with a letter or digit (no hyphens)',
-  },
-  image: {
-    re: /^[A-Za-z0-9][A-Za-z0-9._-]{0,78}[A-Za-z0-9]$|^[A-Za-z0-9]$/,
-    rule: '1-80 letters, digits, periods, hyphens or underscores, starting and ending with a letter or digit',
-  },
-};
-
-export function checkName(kind: keyof typeof NAME_RULES, name: string): void {
-  const r = NAME_RULES[kind];
-  if (r && !r.re.test(name)) {
-    throw invalidParameter(`The ${kind === 'resourceGroup' ? 'resource group' : kind} name '${name}' is not valid: use ${r.rule}.`, 'name');
-  }
+/** Refuses a name that `kind` of resource may not have, with the rule (src/lib/names.ts holds the rules). */
+export function checkName(kind: ResourceKind, name: string): void {
+  const problem = nameProblem(kind, name);
+  if (problem) throw invalidParameter(problem, NAME_RULES[kind].target);
 }
 
 export function checkTags(tags: unknown): Record<string, string> {

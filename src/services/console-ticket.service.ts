@@ -4,7 +4,9 @@
 import { randomBytes } from 'node:crypto';
 import type { ComputeDriver, VmStatus } from '../compute/compute-driver.js';
 import { conflict, LabforgeError } from '../errors.js';
+import type { Principal } from '../lib/principal.js';
 import type { ConsoleChannel, ConsoleTicketRepository } from '../repositories/console-ticket.repository.js';
+import type { AccessPolicy } from './policy.js';
 import type { VirtualMachine } from './vm.service.js';
 
 const TICKET_MS = 60_000;
@@ -13,10 +15,15 @@ export class ConsoleTicketService {
   constructor(
     private readonly tickets: ConsoleTicketRepository,
     private readonly driver: ComputeDriver,
+    private readonly policy: AccessPolicy,
   ) {}
 
-  /** A ticket for a VM the caller may see (the check is the caller's). */
-  async issue(vm: VirtualMachine): Promise<{ ticket: string; expiresAt: string; vm: VirtualMachine }> {
+  /**
+   * A ticket for a VM the caller can see (the caller's service has checked that) and may act on: a console types
+   * into the VM, so a lab's VM opens only to its student, its lab's creator and admins (the access policy).
+   */
+  async issue(p: Principal, vm: VirtualMachine): Promise<{ ticket: string; expiresAt: string; vm: VirtualMachine }> {
+    await this.policy.checkAct(p, vm);
     if (vm.state !== 'Running') {
       throw conflict(`Virtual machine '${vm.name}' is ${vm.state}; start it to open its console.`, undefined, 'OperationNotAllowed');
     }

@@ -117,7 +117,7 @@ export function createServices(config: Config, store: Store): Services {
   const imageStoreMaintenance = new StoreService(db, versionRecords, imageStores, operations, storeSettings);
   const policy = new AccessPolicy(labRecords);
   const vms = new VmService(db, vmRecords, groups, galleries, versions, regions, operations, imageStores, driver, disks, config.compute, policy);
-  const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver);
+  const consoleTickets = new ConsoleTicketService(consoleTicketRecords, driver, policy);
   const hosts = new HostService(vmRecords, driver);
   const labPlans = new LabPlanService(db, labPlanRecords, galleryRecords, versionRecords, labRecords, groups, regions);
   const labs = new LabService(db, labRecords, groups, labPlans, vms, regions, operations, imageStores, policy);
@@ -129,7 +129,12 @@ export function createServices(config: Config, store: Store): Services {
   const autoShutdown = new AutoShutdownService(vmRecords, vms, driver);
   const labJobs = new LabJobs(labs, labRecords, labUsers, vms, capture, galleries, imageStores);
   const versionJobs = new VersionJobs(versions, versionRecords, capture, uploads, imageStores, { maxDiskBytes: config.images.maxDiskBytes, tmpDir });
-  const jobs = [...versionJobs.handlers(), ...storeJobs(imageStores, storeSettings), ...vmJobs(vms), ...labJobs.handlers()] as OperationHandler<never>[];
+  const jobs = [
+    ...versionJobs.handlers(),
+    ...storeJobs(imageStores, storeSettings, versionRecords),
+    ...vmJobs(vms),
+    ...labJobs.handlers(),
+  ] as OperationHandler<never>[];
   return {
     config,
     store,

@@ -14,7 +14,7 @@ import type { LabRepository } from '../repositories/lab.repository.js';
 import { type LabPlan, type LabPlanChange, type LabPlanRepository, labPlanRowOf, toLabPlan } from '../repositories/lab-plan.repository.js';
 import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
 import { BUILTIN_GALLERY, BUILTIN_GROUP } from './builtin-images.js';
-import { checkPreconditions, checkTags, type Preconditions, type Principal, type RegionCatalog } from './common.js';
+import { checkName, checkPreconditions, checkTags, type Preconditions, type Principal, type RegionCatalog } from './common.js';
 import type { ResourceGroupService } from './resource-group.service.js';
 
 /** Largest OS disk Azure Lab Services offers to creators. */
@@ -163,12 +163,7 @@ export class LabPlanService {
     mode: 'put' | 'patch',
     pre?: Preconditions,
   ): Promise<{ plan: LabPlan; created: boolean }> {
-    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/.test(name)) {
-      throw invalidParameter(
-        `The lab plan name '${name}' is not valid: use 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit.`,
-        'labPlanName',
-      );
-    }
+    checkName('labPlan', name);
     const tags = input.tags === undefined ? undefined : checkTags(input.tags);
     const props = input.properties ?? {};
     const gallery = props.sharedGalleryId === undefined ? undefined : await this.checkGallery(props.sharedGalleryId);

@@ -7,6 +7,7 @@ import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
 import type { Principal } from '../lib/principal.js';
 import { nowIso } from '../lib/time.js';
 import type { LabRecord, LabRepository, LabUserRecord } from '../repositories/lab.repository.js';
+import { checkName } from './common.js';
 import { durationSeconds, type LabService } from './lab.service.js';
 import { isStaff } from './policy.js';
 import type { VmService } from './vm.service.js';
@@ -86,8 +87,7 @@ export class LabUserService {
     const lab = await this.labs.requireLab(p, sub, rg, labName);
     if (!isStaff(p)) throw forbidden('Only lab staff can add students.');
     this.labs.checkOwner(p, lab);
-    if (!/^[-\w._()]{1,100}$/.test(name))
-      throw invalidParameter(`The user name '${name}' is not valid: use 1-100 letters, digits, '-', '_', '.' or parentheses.`, 'userName');
+    checkName('labUser', name);
     const extra = body.additionalUsageQuota !== undefined ? durationSeconds(body.additionalUsageQuota, 'properties.additionalUsageQuota') : undefined;
     const existing = await this.labRecords.userByName(lab.key, name);
     if (existing) {
@@ -135,6 +135,7 @@ export class LabUserService {
   async invite(p: Principal, sub: string, rg: string, labName: string, name: string): Promise<{ user: LabUser; registrationCode: string }> {
     const lab = await this.labs.requireLab(p, sub, rg, labName);
     if (!isStaff(p)) throw forbidden('Only lab staff can invite students.');
+    this.labs.checkOwner(p, lab);
     const u = await this.get(p, sub, rg, labName, name);
     await this.labRecords.updateUser(u.key, { invitationState: 'Sent', invitationSent: nowIso() });
     return { user: await this.get(p, sub, rg, labName, name), registrationCode: lab.securityProfile.registrationCode };

@@ -1,9 +1,10 @@
 // A lab's VMs as people use them: staff see every VM of a lab, a student only
 // the one they were given; a student starts, stops and resets their own VM
-// within their hours; anyone may set the admin password of a VM they may use.
+// within their hours; whoever may power a VM may open its console and set its
+// admin password (the access policy says who).
 // The VM runtime (power, state, seeds) is the VM service's.
 import { hashPassword } from '../compute/qemu/seed.js';
-import { conflict, forbidden, invalidParameter, notFound } from '../errors.js';
+import { conflict, invalidParameter, notFound } from '../errors.js';
 import type { Principal } from '../lib/principal.js';
 import type { Operation } from '../operations/operation.store.js';
 import type { LabRecord } from '../repositories/lab.repository.js';
@@ -67,7 +68,8 @@ export class LabVmService {
   /** Sets a new password for the admin or non-admin user of a lab VM from a Generalized image; it applies at the next start. */
   async resetPassword(p: Principal, sub: string, rg: string, labName: string, vmName: string, body: { username?: string; password?: string }): Promise<void> {
     const vm = await this.get(p, sub, rg, labName, vmName);
-    if (!isStaff(p) && vm.claimedBy !== p.subject.toLowerCase()) throw forbidden('You can reset the password of your own VM only.');
+    // As for powering it: the lab's creator (or an admin), or the student whose seat it is.
+    await this.policy.checkAct(p, vm);
     if (vm.osState !== 'Generalized') {
       throw conflict(
         'This VM was made from a Specialized image: its accounts live inside the guest. Change the password there.',

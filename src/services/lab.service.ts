@@ -15,7 +15,7 @@ import type { Principal } from '../lib/principal.js';
 import type { Operation, OperationStore } from '../operations/operation.store.js';
 import type { Lab, LabChange, LabRecord, LabRepository, LabVmProfile } from '../repositories/lab.repository.js';
 import type { AutoShutdownProfile, ConnectionProfile } from '../repositories/profiles.js';
-import { checkPreconditions, checkTags, type Preconditions, type RegionCatalog } from './common.js';
+import { checkName, checkPreconditions, checkTags, type Preconditions, type RegionCatalog } from './common.js';
 import { checkAutoShutdown, checkConnectionProfile, type LabPlan, type LabPlanImage, LabPlanService } from './lab-plan.service.js';
 import { type AccessPolicy, isStaff, parseDuration } from './policy.js';
 import type { ResourceGroupService } from './resource-group.service.js';
@@ -26,7 +26,6 @@ export type { Lab, LabRecord, LabState, LabVmProfile } from '../repositories/lab
 
 export const LAB_CREATE = 'labs.lab.create';
 export const LAB_PUBLISH = 'labs.lab.publish';
-const LAB_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/;
 export const MAX_SEATS = 400;
 
 export interface LabInput {
@@ -172,9 +171,7 @@ export class LabService {
     mode: 'put' | 'patch',
     pre?: Preconditions,
   ): Promise<{ lab: Lab; created: boolean; operation?: Operation }> {
-    if (!LAB_NAME.test(name)) {
-      throw invalidParameter(`The lab name '${name}' is not valid: use 1-100 letters, digits, '-', '_' or '.', starting with a letter or digit.`, 'labName');
-    }
+    checkName('lab', name);
     const tags = input.tags === undefined ? undefined : checkTags(input.tags);
     const props = input.properties ?? {};
     const existing = await this.labs.byName(this.db, sub, rg, name);

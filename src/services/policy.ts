@@ -6,6 +6,10 @@
 // | creator (educator)           | everything                  | see all; act only on labs they created         |
 // | user (student)               | see and power their own     | see and power their own seat, within the quota |
 //
+// "Power" is start, stop, restart, reimage, redeploy; a lab VM's console and
+// password follow the same rule (checkAct); a student's start, restart or
+// redeploy of a lab VM (each leaves it running) must fit in their hours.
+//
 // A lab's VMs are the lab's: through the Compute API they can be read and
 // powered under the lab's rules, never changed or deleted (that is the lab's
 // publish and scale). docs/SECURITY.md has the whole table.
@@ -13,6 +17,9 @@ import { conflict, forbidden } from '../errors.js';
 import type { Principal } from '../lib/principal.js';
 import type { LabRecord, LabRepository } from '../repositories/lab.repository.js';
 import type { VmRecord } from '../repositories/vm.repository.js';
+
+/** Power actions after which the VM runs: a restart or redeploy of a stopped VM boots it as a start does. */
+const BOOTS = new Set(['start', 'restart', 'redeploy']);
 
 /** Lab staff: admins and creators (educators). */
 export const isStaff = (p: Principal) => p.role === 'admin' || p.role === 'creator';
@@ -46,20 +53,29 @@ export class AccessPolicy {
   }
 
   /**
-   * May `p` start, stop or otherwise power `vm`? The VM is one the caller can see. A lab's VM follows its lab:
-   * staff other than its creator (or an admin) may not, a student only their own seat (never the template),
-   * and a student's start must fit in their hours.
+   * May `p` act on `vm` (power it, open its console, set its password)? The VM is one the caller can see. A lab's
+   * VM follows its lab: staff other than its creator (or an admin) may not, a student only their own seat (never
+   * the template). Returns the VM's lab, if it has one.
    */
-  async checkPower(p: Principal, vm: VmRecord, action: string): Promise<void> {
-    if (!vm.labKey) return;
+  async checkAct(p: Principal, vm: Pick<VmRecord, 'labKey' | 'vmType' | 'owner'>): Promise<LabRecord | undefined> {
+    if (!vm.labKey) return undefined;
     const lab = await this.labs.byKey(vm.labKey);
-    if (!lab) return;
+    if (!lab) return undefined;
     const mine = vm.vmType === 'User' && vm.owner === p.subject.toLowerCase() && vm.owner !== lab.createdBy;
     if (!mine) {
       if (!isStaff(p)) throw forbidden('Only lab staff can do this to a VM that is not yours.');
       this.checkLabOwner(p, lab);
     }
-    if (action === 'start' && !isStaff(p)) await this.checkQuota(lab, vm);
+    return lab;
+  }
+
+  /**
+   * May `p` start, stop or otherwise power `vm`? As `checkAct`, and a student's action that leaves their lab VM
+   * running (start, restart, redeploy: each boots it) must fit in their hours.
+   */
+  async checkPower(p: Principal, vm: VmRecord, action: string): Promise<void> {
+    const lab = await this.checkAct(p, vm);
+    if (lab && BOOTS.has(action) && !isStaff(p)) await this.checkQuota(lab, vm);
   }
 
   /** A student's start beyond their lab's hours (plus any extra an educator gave them) is refused. */

@@ -2,10 +2,10 @@
 // or on a daily or weekly pattern, at the same wall-clock time in the
 // schedule's time zone (summer time included). A timer checks every few
 // seconds which starts and stops fell due since the last check.
-import { forbidden, invalidParameter, notFound } from '../errors.js';
+import { invalidParameter, notFound } from '../errors.js';
 import { nowIso } from '../lib/time.js';
 import { type Recurrence, type ScheduleRecord, type ScheduleRepository, WEEK_DAYS, type WeekDay } from '../repositories/schedule.repository.js';
-import { type Principal, SYSTEM, Ticker } from './common.js';
+import { checkName, type Principal, SYSTEM, Ticker } from './common.js';
 import type { LabService } from './lab.service.js';
 import type { VmService } from './vm.service.js';
 
@@ -139,9 +139,7 @@ export class ScheduleService {
   private async lab(p: Principal, sub: string, rg: string, lab: string, write: boolean) {
     const r = await this.labs.requireLab(p, sub, rg, lab);
     if (p.role === 'user') throw notFound('ResourceNotFound', `The Resource 'Microsoft.LabServices/labs/${lab}' under resource group '${rg}' was not found.`);
-    if (write && p.role !== 'admin' && r.createdBy !== p.subject) {
-      throw forbidden(`Lab '${r.name}' belongs to '${r.createdBy}'; only its creator or an admin can change its schedules. Nothing was changed.`);
-    }
+    if (write) this.labs.checkOwner(p, r);
     return r;
   }
 
@@ -213,8 +211,7 @@ export class ScheduleService {
     mode: 'put' | 'patch',
   ): Promise<{ schedule: LabSchedule; created: boolean }> {
     const l = await this.lab(p, sub, rg, lab, true);
-    if (!/^[-\w._()]{1,100}$/.test(name))
-      throw invalidParameter(`The schedule name '${name}' is not valid: use 1-100 letters, digits, '-', '_', '.' or parentheses.`, 'scheduleName');
+    checkName('schedule', name);
     const existing = await this.records.byName(l.key, name);
     const v = this.check(input, existing && mode === 'patch' ? toSchedule(existing, l) : undefined);
     const times = { startAt: v.startAt ?? null, stopAt: v.stopAt, recurrence: v.recurrence, timeZoneId: v.timeZoneId, notes: v.notes };

@@ -4,8 +4,8 @@
 import YAML from 'yaml';
 import type { VmSize } from '../config/config.js';
 import { invalidParameter, LabforgeError } from '../errors.js';
+import { nameProblem } from '../lib/names.js';
 
-export const VM_NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}[A-Za-z0-9]$|^[A-Za-z0-9]$/;
 export const COMPUTER_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/i;
 const USER_NAME = /^[a-z_][a-z0-9_-]{0,31}$/;
 const RESERVED_USERS = new Set(['root', 'admin', 'administrator', 'daemon', 'bin', 'sys', 'nobody', 'guest']);
@@ -18,12 +18,8 @@ export interface AdminIdentity {
 }
 
 export function checkVmName(name: string): void {
-  if (!VM_NAME.test(name)) {
-    throw invalidParameter(
-      `The VM name '${name}' is not valid: use 1-64 letters, digits or hyphens, starting and ending with a letter or digit.`,
-      'virtualMachineName',
-    );
-  }
+  const problem = nameProblem('vm', name);
+  if (problem) throw invalidParameter(problem, 'virtualMachineName');
 }
 
 /** The computer (host) name a VM gets: the one given, else its own name, within the OS's limits. */

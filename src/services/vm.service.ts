@@ -163,7 +163,11 @@ export class VmService {
     if (version.provisioningState !== 'Succeeded' && version.provisioningState !== 'Updating') {
       throw conflict(`Image version ${version.name} is ${version.provisioningState}; wait until it has Succeeded, then retry.`, field);
     }
-    if (version.replication[region]?.state !== 'Completed') {
+    const replica = version.replication[region];
+    if (replica?.state === 'Failed' && replica.details) {
+      throw conflict(`Image version ${image.name} ${version.name} cannot be used in region '${region}': ${replica.details}`, field, 'ImageNotReplicated');
+    }
+    if (replica?.state !== 'Completed') {
       const done = Object.entries(version.replication)
         .filter(([, r]) => r.state === 'Completed')
         .map(([n]) => n);

@@ -187,7 +187,8 @@ export function vmRoutes(s: Services): FastifyPluginAsyncTypebox {
           response: { 200: ConsoleUrls },
         },
       },
-      async (req) => consoleUrls(req, publicUrl, await s.consoleTickets.issue(await s.vms.get(req.principal, req.params.sub, req.params.rg, req.params.vm))),
+      async (req) =>
+        consoleUrls(req, publicUrl, await s.consoleTickets.issue(req.principal, await s.vms.get(req.principal, req.params.sub, req.params.rg, req.params.vm))),
     );
   };
 }

@@ -89,7 +89,7 @@ export function labVmRoutes(s: Services): FastifyPluginAsyncTypebox {
       },
       async (req) => {
         const v = await s.labVms.get(req.principal, req.params.sub, req.params.rg, req.params.lab, req.params.vm);
-        return consoleUrls(req, publicUrl, await s.consoleTickets.issue(v));
+        return consoleUrls(req, publicUrl, await s.consoleTickets.issue(req.principal, v));
       },
     );
   };

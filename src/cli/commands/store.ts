@@ -13,14 +13,14 @@ interface StoreOptions extends OutputOptions {
 
 const gib = (n: number) => `${(n / 2 ** 30).toFixed(n < 2 ** 30 ? 3 : 1)} GiB`;
 
-async function runMaintenance(action: 'verify' | 'gc', opts: StoreOptions): Promise<Operation> {
+async function runMaintenance(action: 'verify' | 'gc', opts: StoreOptions, evenIfFailed = false): Promise<Operation> {
   const ctx = loadContext();
   const sub = await ctx.subscription();
   const res = await ctx.client.request<Operation>('POST', `/subscriptions/${sub}/providers/Labforge.Core/imageStores/${action}`, {
     query: { 'api-version': API_VERSION.labforge, region: opts.region },
   });
   const op = await waitForOperation(ctx, sub, res.body.name);
-  if (op.status !== 'Succeeded') throw notSucceeded(op);
+  if (op.status !== 'Succeeded' && !(evenIfFailed && op.status === 'Failed')) throw notSucceeded(op);
   return op;
 }
 
@@ -33,9 +33,14 @@ export function registerStore(program: Command): void {
       .description('Re-hash every stored chunk; quarantine corrupt ones and repair them, and missing ones, from another region')
       .option('--region <region>', 'only this region (default: every region)'),
   ).action(async (opts: StoreOptions) => {
-    const op = await runMaintenance('verify', opts);
+    // A verify that found damage it could not repair fails: its report is shown first, then why.
+    const op = await runMaintenance('verify', opts, true);
     const reports = ((op.properties as { result?: unknown }).result ?? []) as VerifyReport[];
-    if (opts.output === 'json') return printJson(reports);
+    if (opts.output === 'json') {
+      printJson(reports);
+      if (op.status !== 'Succeeded') throw notSucceeded(op);
+      return;
+    }
     printTable(
       ['REGION', 'CHUNKS', 'CHECKED', 'CORRUPT', 'MISSING', 'REPAIRED', 'UNREPAIRABLE'],
       reports.map((r) => [r.region, r.chunksChecked, gib(r.bytesChecked), r.corrupt.length, r.missing.length, r.repaired.length, r.unrepairable.length]),
@@ -48,9 +53,9 @@ export function registerStore(program: Command): void {
       );
     }
     const lost = reports.flatMap((r) => r.unrepairable.map((d) => `${r.region}: ${d}`));
-    if (lost.length) {
+    if (lost.length || op.status !== 'Succeeded') {
       throw new CliError(
-        `${lost.length} chunk(s) are damaged in every region that had them, so the versions using them cannot be fully read:\n  ${lost.join('\n  ')}\nRe-create those versions from their original disks.`,
+        `${op.error?.message ?? `${lost.length} chunk(s) are damaged in every region that had them.`}\nDamaged chunks:\n  ${lost.join('\n  ')}`,
         EXIT.operationFailed,
       );
     }

@@ -1,8 +1,11 @@
 // The `fake` compute driver (compute.driver: fake, LABFORGE_COMPUTE_DRIVER=fake):
 // it runs nothing, VMs are entries in a map. It lets tests of the rules (who
 // may see and do what, state reconciliation) run in milliseconds; the qemu
-// driver is tested for real elsewhere. Tests steer it through `fakeDriver`:
-// `vms`, `pauses`, `failStarts` and `activities`.
+// driver is tested for real elsewhere. It keeps the driver contract all the
+// same (it passes the compute conformance suite): a run has a process id and
+// a port, a guest may ignore the power button, and two drivers sharing one
+// state see the same VMs, as a restarted server does. Tests steer it through
+// `fakeDriver`: `vms`, `pauses`, `failStarts`, `activities`, `ignorePowerButton`.
 import { existsSync } from 'node:fs';
 import type { ComputeDriver, VmActivity, VmCondition, VmSpec, VmStatus } from '../compute-driver.js';
 import { ComputeError } from '../errors.js';
@@ -13,11 +16,20 @@ interface FakeVm {
   error?: VmCondition;
   paused: boolean;
   hostPort?: number;
+  /** The current run's "process". */
+  pid?: number;
+  startedAt?: number;
 }
+
+let nextPid = 1000;
 
 export class FakeComputeDriver implements ComputeDriver {
   readonly kind = 'fake';
-  readonly vms = new Map<string, FakeVm>();
+  /** Set by tests: guests ignore the ACPI power button, so a stop waits out its timeout, then forces the VM off. */
+  ignorePowerButton = false;
+
+  /** `vms`: the host's state; give the same map to a second driver to act as the same host after a restart. */
+  constructor(readonly vms = new Map<string, FakeVm>()) {}
   /** Every pause and resume, in order (captures of running VMs pause them). */
   readonly pauses: string[] = [];
 
@@ -40,12 +52,15 @@ export class FakeComputeDriver implements ComputeDriver {
       id,
       state: vm.state,
       serialLog: `/nonexistent/${id}.log`,
-      ...(vm.state === 'Running' ? { pid: 1, hostPort: vm.hostPort } : {}),
+      ...(vm.state === 'Running' ? { pid: vm.pid ?? 1, hostPort: vm.hostPort } : {}),
       ...(vm.state === 'Failed' && vm.error ? { error: vm.error } : {}),
     };
   }
   async create(spec: VmSpec) {
-    this.vms.set(spec.id, { spec, state: 'Stopped', paused: false });
+    const absent = [...spec.disks, ...(spec.seed ? [spec.seed] : [])].find((d) => !existsSync(d.path));
+    if (absent) throw new ComputeError('InvalidParameter', `The disk ${absent.path} of VM ${spec.id} does not exist.`);
+    const existing = this.vms.get(spec.id);
+    this.vms.set(spec.id, existing ? { ...existing, spec } : { spec, state: 'Stopped', paused: false });
     return this.view(spec.id, this.need(spec.id));
   }
   /** Set by tests: how many of the next starts fail (as a host out of resources would). */
@@ -65,14 +80,20 @@ export class FakeComputeDriver implements ComputeDriver {
       this.failStarts--;
       throw new ComputeError('HostFailure', `The host could not start VM '${id}' (a failure the test asked for).`);
     }
+    if (vm.state === 'Running') return this.view(id, vm);
     vm.state = 'Running';
+    vm.pid = nextPid++;
+    vm.startedAt = Date.now();
     vm.hostPort ??= 20000 + this.vms.size;
     return this.view(id, vm);
   }
-  async stop(id: string) {
+  async stop(id: string, opts: { timeoutMs?: number; force?: boolean } = {}) {
     const vm = this.need(id);
+    // A guest that ignores the power button is forced off once the timeout has passed, as on a real host.
+    if (vm.state === 'Running' && this.ignorePowerButton && !opts.force) await new Promise((r) => setTimeout(r, opts.timeoutMs ?? 60_000));
     vm.state = 'Stopped';
     vm.error = undefined;
+    vm.pid = undefined;
     return this.view(id, vm);
   }
   async restart(id: string) {
@@ -95,7 +116,8 @@ export class FakeComputeDriver implements ComputeDriver {
   async activity(id: string) {
     const vm = this.vms.get(id);
     if (vm?.state !== 'Running') return undefined;
-    return this.activities.get(id) ?? { connections: 0, cpuSeconds: 0 };
+    // By default a guest that just idles: a thousandth of a CPU since it started.
+    return this.activities.get(id) ?? { connections: 0, cpuSeconds: (Date.now() - (vm.startedAt ?? Date.now())) / 1_000_000 };
   }
   async delete(id: string) {
     this.vms.delete(id);

@@ -33,6 +33,9 @@ export const VerifyReport = Type.Object({
   repaired: Type.Array(Type.String()),
   unrepairable: Type.Array(Type.String()),
   packsUnreadable: Type.Array(Type.String(), { description: 'Packs whose index could not be read: set aside, their chunks repaired like missing ones' }),
+  damagedManifests: Type.Array(Type.String(), {
+    description: 'Manifests (versions, lab snapshots) in the region that use an unrepairable chunk: their content is damaged',
+  }),
 });
 export type VerifyReport = Static<typeof VerifyReport>;
 
