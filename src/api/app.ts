@@ -119,8 +119,9 @@ export async function buildApp(services: Services, opts: AppOptions = {}): Promi
     req.changeMark = mark;
     let principal = token ? verified.get(token, mark) : undefined;
     if (!principal && token) {
-      principal = await services.tokens.verify(token);
-      if (principal) verified.set(token, mark, principal);
+      const valid = await services.tokens.verifyUntil(token);
+      principal = valid?.principal;
+      if (valid) verified.set(token, mark, valid.principal, valid.expiresAt);
     }
     if (!principal) {
       reply.header('WWW-Authenticate', 'Bearer realm="labforge", error="invalid_token"');

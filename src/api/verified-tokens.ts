@@ -2,8 +2,8 @@
 // token does not read and check it again each time. An entry holds while the
 // store's change mark stays the same — revoking, deleting or changing a token,
 // signing out or changing an account is a write, so the next request verifies
-// again — and for at most a second, so a token that reaches its expiry time is
-// refused at most a second late. Entries are keyed by a hash of the token, so
+// again — for at most a second, and never past the token's own expiry time.
+// Entries are keyed by a hash of the token, so
 // no secret is kept. Where the store has no change mark (PostgreSQL) nothing is kept.
 import { createHash } from 'node:crypto';
 import type { Principal } from '../lib/principal.js';
@@ -33,9 +33,11 @@ export class VerifiedTokens {
     return e && e.mark === mark && Date.now() < e.until ? e.principal : undefined;
   }
 
-  set(token: string, mark: string | undefined, principal: Principal): void {
+  /** Remembers a token verified under this change mark, until a second has passed or the token expires, whichever comes first. */
+  set(token: string, mark: string | undefined, principal: Principal, expiresAt: string | null = null): void {
     if (mark === undefined) return;
     if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(VerifiedTokens.key(token), { mark, until: Date.now() + this.ttlMs, principal });
+    const until = Math.min(Date.now() + this.ttlMs, expiresAt ? Date.parse(expiresAt) : Number.POSITIVE_INFINITY);
+    this.entries.set(VerifiedTokens.key(token), { mark, until, principal });
   }
 }

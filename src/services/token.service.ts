@@ -114,6 +114,11 @@ export class TokenService {
 
   /** Returns the principal for a token, or undefined when it is unknown, revoked, expired or malformed. */
   async verify(token: string): Promise<Principal | undefined> {
+    return (await this.verifyUntil(token))?.principal;
+  }
+
+  /** The token's principal and when the token stops working (null: never), or undefined when it is not valid now. */
+  async verifyUntil(token: string): Promise<{ principal: Principal; expiresAt: string | null } | undefined> {
     const m = TOKEN_RE.exec(token);
     if (!m) return undefined;
     const row = await this.records.byId(m[1] as string);
@@ -128,7 +133,7 @@ export class TokenService {
       this.lastUsedWritten.set(row.id, Date.now());
       await this.records.setLastUsed(row.id, nowIso());
     }
-    return { tokenId: row.id, subject: row.subject, role: row.role };
+    return { principal: { tokenId: row.id, subject: row.subject, role: row.role }, expiresAt: row.expiresAt };
   }
 
   async list(): Promise<TokenInfo[]> {
