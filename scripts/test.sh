@@ -16,6 +16,12 @@ say "Checking lint and format"
 lint_failed=0
 npx --no-install biome ci src test bench web || lint_failed=1
 
+# The layers' dependency rules (.dependency-cruiser.cjs): no import cycles, nothing below the services reaches up,
+# the portal takes only the wire contract from src/. A violation prints the rule's name and the import.
+say "Checking the dependency rules"
+deps_failed=0
+npx --no-install depcruise --config .dependency-cruiser.cjs --output-type err src web/src || deps_failed=1
+
 # --- throwaway PostgreSQL ---
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -x "$pg_bin/initdb" ] || die "PostgreSQL's initdb was not found under /usr/lib/postgresql; install the postgresql package."
@@ -49,11 +55,13 @@ const fs = require("fs");
 let r = { numPassedTests: 0, numFailedTests: 0, numPendingTests: 0, numTodoTests: 0 };
 try { r = JSON.parse(fs.readFileSync("test-results/vitest.json", "utf8")); } catch {}
 const lint = Number(process.argv[1]);
+const deps = Number(process.argv[3]);
 const crashed = Number(process.argv[2]) !== 0 && r.numFailedTests === 0 ? 1 : 0;
 if (crashed) console.log("the test runner stopped with an error before reporting failures (counted as one failure): see its output above");
-const failed = r.numFailedTests + lint + crashed;
+const failed = r.numFailedTests + lint + crashed + deps;
 const skipped = r.numPendingTests + r.numTodoTests;
 if (lint) console.log("lint/format check failed (counted as one failure): run npx biome check --write src test bench web");
+if (deps) console.log("dependency rules broken (counted as one failure): see the rule names above, and docs/ARCHITECTURE.md");
 console.log(`${r.numPassedTests} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));
-' "$lint_failed" "$vitest_rc"
-[ "$vitest_rc" -eq 0 ] && [ "$lint_failed" -eq 0 ]
+' "$lint_failed" "$vitest_rc" "$deps_failed"
+[ "$vitest_rc" -eq 0 ] && [ "$lint_failed" -eq 0 ] && [ "$deps_failed" -eq 0 ]
